@@ -1,0 +1,215 @@
+"""`Architecture`: the frozen, validated description of one transformer shape.
+
+It is plain data (no torch): it round-trips through a dict and YAML, has a stable content hash
+(`arch_id`) and fails at construction with one line naming the field, the value and what is allowed.
+`archbench.build(arch)` turns it into an ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import yaml
+
+from archbench.errors import ArchitectureError
+from archbench.search_space.registries import ATTENTION, RESIDUALS
+
+FFN_ACTS = ("gelu", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
+QUANTS = ("fp32", "bf16", "fp16", "int8", "int8_weight_only", "fp8")
+POS_ENCODINGS = ("learned", "rope", "none")
+
+# Bump only if the hashing rule itself changes; adding a field with a default does not change old ids
+# as long as the new field is listed in _HASH_ONLY_IF_NOT_DEFAULT.
+_HASH_VERSION = 1
+_HASH_ONLY_IF_NOT_DEFAULT: frozenset[str] = frozenset()
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        close = difflib.get_close_matches(str(value), list(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ArchitectureError(name, value, f"must be one of {', '.join(allowed)}{hint}")
+    return value
+
+
+def _int(name: str, value: Any, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArchitectureError(name, value, f"must be an integer >= {lo}")
+    if not isinstance(value, numbers.Integral):
+        if not math.isfinite(float(value)) or float(value) != int(value):
+            raise ArchitectureError(name, value, f"must be an integer >= {lo}")
+    v = int(value)
+    if v < lo:
+        raise ArchitectureError(name, value, f"must be an integer >= {lo}")
+    return v
+
+
+def _float(name: str, value: Any, lo: float, hi: float, hi_open: bool, lo_open: bool) -> float:
+    lo_b, hi_b = ("(" if lo_open else "["), (")" if hi_open else "]")
+    allowed = f"must be a number in {lo_b}{lo:g}, {hi:g}{hi_b}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArchitectureError(name, value, allowed)
+    v = float(value)
+    if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+        raise ArchitectureError(name, value, allowed)
+    return v
+
+
+def _bool(name: str, value: Any) -> bool:
+    if type(value).__name__ == "bool_":  # numpy.bool_
+        value = bool(value)
+    if not isinstance(value, bool):
+        raise ArchitectureError(name, value, "must be true or false")
+    return value
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One transformer shape. Field names are the leaderboard's columns and the export format's keys."""
+
+    depth: int = 4
+    width: int = 128
+    heads: int = 4
+    ffn_ratio: float = 4.0
+    ffn_act: str = "gelu"
+    norm: str = "layernorm"
+    residual: str = "pre_ln"
+    drop_path: float = 0.0
+    attention: str = "dense"
+    window: int = 0
+    quant: str = "fp32"
+    unique_layers: int | None = None  # None: one block per layer (no sharing); canonicalised to depth
+    pos_encoding: str = "learned"
+    vocab_size: int = 256
+    max_seq_len: int = 256
+    tie_embeddings: bool = True
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "depth", _int("depth", self.depth))
+        s(self, "width", _int("width", self.width))
+        s(self, "heads", _int("heads", self.heads))
+        if self.width % self.heads:
+            divisors = [d for d in range(1, min(self.width, 64) + 1) if self.width % d == 0]
+            raise ArchitectureError(
+                "heads", self.heads, f"must divide width={self.width} (e.g. {', '.join(map(str, divisors))})"
+            )
+        s(self, "ffn_ratio", _float("ffn_ratio", self.ffn_ratio, 0.0, 64.0, False, True))
+        if round(self.ffn_ratio * self.width) < 1:
+            raise ArchitectureError(
+                "ffn_ratio", self.ffn_ratio, f"round(ffn_ratio * width={self.width}) must be at least 1"
+            )
+        s(self, "ffn_act", _choice("ffn_act", self.ffn_act, FFN_ACTS))
+        s(self, "norm", _choice("norm", self.norm, NORMS))
+        s(self, "residual", _choice("residual", self.residual, RESIDUALS.names()))
+        s(self, "drop_path", _float("drop_path", self.drop_path, 0.0, 1.0, True, False))
+        s(self, "attention", _choice("attention", self.attention, ATTENTION.names()))
+        s(self, "quant", _choice("quant", self.quant, QUANTS))
+        s(self, "pos_encoding", _choice("pos_encoding", self.pos_encoding, POS_ENCODINGS))
+        s(self, "vocab_size", _int("vocab_size", self.vocab_size))
+        s(self, "max_seq_len", _int("max_seq_len", self.max_seq_len))
+        if self.pos_encoding == "rope" and self.head_dim % 2:
+            raise ArchitectureError(
+                "heads",
+                self.heads,
+                f"rope needs an even head size, but width/heads = {self.width}/{self.heads} = {self.head_dim}",
+            )
+        if ATTENTION.meta(self.attention).get("uses_window"):
+            s(self, "window", _int("window", self.window))
+            if self.window >= self.max_seq_len:
+                raise ArchitectureError(
+                    "window",
+                    self.window,
+                    f"{self.attention} needs 1 <= window < max_seq_len={self.max_seq_len}",
+                )
+        else:
+            _int("window", self.window, lo=0)
+            s(self, "window", 0)  # canonical: unused by this pattern, so it must not change arch_id
+        if self.unique_layers is None:
+            s(self, "unique_layers", self.depth)
+        s(self, "unique_layers", _int("unique_layers", self.unique_layers))
+        if self.unique_layers > self.depth or self.depth % self.unique_layers:
+            divisors = [d for d in range(1, self.depth + 1) if self.depth % d == 0]
+            raise ArchitectureError(
+                "unique_layers",
+                self.unique_layers,
+                f"must divide depth={self.depth} (one of {', '.join(map(str, divisors))})",
+            )
+        s(self, "tie_embeddings", _bool("tie_embeddings", self.tie_embeddings))
+        s(self, "bias", _bool("bias", self.bias))
+
+    # ---- derived sizes -------------------------------------------------------------------------
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def ffn_hidden(self) -> int:
+        """The FFN's hidden size, ``round(ffn_ratio * width)`` for gelu and swiglu alike."""
+        return round(self.ffn_ratio * self.width)
+
+    # ---- (de)serialisation ---------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``{field: value}`` with Python scalars only, in field order."""
+        return {name: getattr(self, name) for name in self.field_names()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        """Build from a mapping; unknown keys fail with the closest field name suggested."""
+        if not isinstance(data, Mapping):
+            raise ArchitectureError("arch", type(data).__name__, "must be a mapping of field: value")
+        names = cls.field_names()
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ArchitectureError(str(key), data[key], f"unknown field; {hint}fields: {', '.join(names)}")
+        return cls(**{str(k): v for k, v in data.items()})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Architecture:
+        return cls.from_dict(yaml.safe_load(text))
+
+    def replace(self, **changes: Any) -> Architecture:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # ---- identity ------------------------------------------------------------------------------
+    @cached_property
+    def arch_id(self) -> str:
+        """Stable 12-hex-digit content hash: the same fields give the same id on any machine."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.init}
+        payload = {
+            k: v
+            for k, v in self.to_dict().items()
+            if not (k in _HASH_ONLY_IF_NOT_DEFAULT and v == defaults[k])
+        }
+        text = json.dumps({"v": _HASH_VERSION, **payload}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """A short human-readable summary."""
+        share = "" if self.unique_layers == self.depth else f" shared={self.unique_layers}"
+        win = f"(w={self.window})" if self.window else ""
+        return (
+            f"L{self.depth} d{self.width} h{self.heads} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
+            f"{self.residual} {self.attention}{win} {self.pos_encoding} {self.quant}{share}"
+        )

@@ -1,0 +1,246 @@
+"""Attention patterns: dense, sliding window, block-sparse and linear.
+
+Every pattern maps ``(q, k, v)`` of shape ``(B, H, S, D)`` to an output of the same shape.
+
+* ``dense``: ``scaled_dot_product_attention`` (flash / memory-efficient kernels where available).
+* ``sliding_window`` and ``block_sparse``: a FlexAttention block mask, so that blocks outside the
+  pattern are skipped and sparsity saves real work. FlexAttention has no backward pass on CPU
+  (pytorch#148752), so when gradients are needed on CPU the *same* mask is applied through SDPA as a
+  boolean mask (equal to 5e-7 in fp32; it does not skip work, but it trains). Tests check the two
+  paths agree.
+* ``linear``: causal linear attention with the positive feature map ``elu(x) + 1`` (Katharopoulos et
+  al., 2020), computed in chunks: quadratic inside a chunk, a running ``k^T v`` state across chunks, so
+  memory is O(S * D + S/C * D^2) rather than O(S^2).
+
+Patterns are registered in :data:`archbench.search_space.registries.ATTENTION`; a user pattern
+subclasses :class:`AttentionPattern` and registers itself with ``uses_window=...``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
+
+from archbench.search_space.registries import ATTENTION
+
+MaskMod = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+_FLEX_COMPILE: bool | None = None  # None: decided per device (compiled on CUDA, eager on CPU)
+_compiled_flex: Callable[..., Tensor] | None = None
+
+
+def set_flex_compile(enabled: bool | None) -> None:
+    """Force FlexAttention compiled (True) or eager (False); None restores the per-device default.
+
+    Compiled flex is what saves work, but on CPU each new shape costs seconds to compile (20 s for the
+    first), so CPU defaults to eager unless ``ARCHBENCH_FLEX_COMPILE=1`` or this says otherwise.
+    """
+    global _FLEX_COMPILE
+    _FLEX_COMPILE = enabled
+
+
+def flex_compiled(device: torch.device) -> bool:
+    """Whether FlexAttention runs compiled on ``device`` under the current setting."""
+    if _FLEX_COMPILE is not None:
+        return _FLEX_COMPILE
+    env = os.environ.get("ARCHBENCH_FLEX_COMPILE")
+    if env is not None:
+        return env.strip().lower() not in ("0", "false", "no", "")
+    return device.type == "cuda"
+
+
+def _flex(q: Tensor, k: Tensor, v: Tensor, block_mask: BlockMask) -> Tensor:
+    global _compiled_flex
+    if flex_compiled(q.device):
+        if _compiled_flex is None:
+            _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        return _compiled_flex(q, k, v, block_mask=block_mask)  # type: ignore[return-value]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+        return flex_attention(q, k, v, block_mask=block_mask)  # type: ignore[return-value]
+
+
+def flex_block_size(window: int) -> int:
+    """FlexAttention block size for a window: the largest of 128/64/32/16 not above it."""
+    for size in (128, 64, 32):
+        if window >= size:
+            return size
+    return 16
+
+
+class AttentionPattern:
+    """Maps (q, k, v) -> output. ``causal`` is False for the encoder."""
+
+    uses_window = False
+
+    def __init__(self, window: int = 0, causal: bool = True) -> None:
+        self.window = window
+        self.causal = causal
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def kept_fraction(self, seq_len: int) -> float:
+        """Fraction of the full S x S score matrix this pattern computes (for FLOP accounting)."""
+        return 1.0
+
+
+@ATTENTION.register("dense", uses_window=False)
+class Dense(AttentionPattern):
+    """Full (causal) attention through SDPA."""
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+
+    def kept_fraction(self, seq_len: int) -> float:
+        return (seq_len + 1) / (2 * seq_len) if self.causal else 1.0
+
+
+class MaskedPattern(AttentionPattern):
+    """A pattern given by a FlexAttention ``mask_mod``; flex where it can run, SDPA + mask otherwise."""
+
+    uses_window = True
+
+    def mask_mod(self) -> MaskMod:
+        raise NotImplementedError
+
+    def dense_mask(self, seq_len: int, device: torch.device) -> Tensor:
+        """The pattern as an (S, S) boolean matrix (True = attend), from the same mask_mod."""
+        return _dense_mask(type(self), self.window, self.causal, seq_len, str(device))
+
+    def block_mask(self, seq_len: int, device: torch.device) -> BlockMask:
+        return _block_mask(type(self), self.window, self.causal, seq_len, str(device))
+
+    def use_flex(self, q: Tensor, k: Tensor, v: Tensor) -> bool:
+        needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+        return not (needs_grad and q.device.type == "cpu")
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        seq_len = q.shape[-2]
+        if self.use_flex(q, k, v):
+            return _flex(q, k, v, self.block_mask(seq_len, q.device))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.dense_mask(seq_len, q.device))
+
+    def kept_fraction(self, seq_len: int) -> float:
+        return float(self.dense_mask(seq_len, torch.device("cpu")).float().mean())
+
+
+@lru_cache(maxsize=64)
+def _dense_mask(cls: type[MaskedPattern], window: int, causal: bool, seq_len: int, device: str) -> Tensor:
+    mod = cls(window, causal).mask_mod()
+    idx = torch.arange(seq_len, device=device)
+    zero = torch.zeros((), dtype=torch.long, device=device)
+    return mod(zero, zero, idx[:, None], idx[None, :])
+
+
+@lru_cache(maxsize=64)
+def _block_mask(cls: type[MaskedPattern], window: int, causal: bool, seq_len: int, device: str) -> BlockMask:
+    return create_block_mask(
+        cls(window, causal).mask_mod(),
+        B=None,
+        H=None,
+        Q_LEN=seq_len,
+        KV_LEN=seq_len,
+        device=device,
+        BLOCK_SIZE=flex_block_size(window),
+    )
+
+
+@ATTENTION.register("sliding_window", uses_window=True)
+class SlidingWindow(MaskedPattern):
+    """Each token sees the ``window`` most recent tokens, itself included (Longformer / Mistral style).
+
+    Non-causal (encoder): tokens within ``window - 1`` positions on either side.
+    """
+
+    def mask_mod(self) -> MaskMod:
+        w, causal = self.window, self.causal
+
+        def sliding(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            if causal:
+                return (kv_idx <= q_idx) & (q_idx - kv_idx < w)
+            return (q_idx - kv_idx).abs() < w
+
+        return sliding
+
+
+@ATTENTION.register("block_sparse", uses_window=True)
+class BlockSparse(MaskedPattern):
+    """Blocks of ``window`` tokens; a query block sees its own block, the one before it and the first.
+
+    This is the local + global block pattern of BigBird / Sparse Transformer reduced to what a block
+    mask can skip: per query block at most three key blocks are computed, so work is O(S * window).
+    The first block acts as global memory. Non-causal: own, previous and next block, and block 0
+    (which in turn sees every block).
+    """
+
+    def mask_mod(self) -> MaskMod:
+        w, causal = self.window, self.causal
+
+        def block_sparse(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            qb, kb = q_idx // w, kv_idx // w
+            if causal:
+                return (kv_idx <= q_idx) & ((qb - kb <= 1) | (kb == 0))
+            return ((qb - kb).abs() <= 1) | (kb == 0) | (qb == 0)
+
+        return block_sparse
+
+
+def _feature_map(x: Tensor) -> Tensor:
+    return F.elu(x) + 1.0
+
+
+@ATTENTION.register("linear", uses_window=False)
+class Linear(AttentionPattern):
+    """Linear attention with feature map elu(x)+1; causal by chunked prefix sums.
+
+    ``out_i = phi(q_i) . sum_{j<=i} phi(k_j) v_j^T / (phi(q_i) . sum_{j<=i} phi(k_j))``.
+    Accumulation runs in fp32 whatever the input dtype (the running sums overflow fp16).
+    """
+
+    chunk = 64
+    eps = 1e-6
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        dtype = q.dtype
+        q, k, v = _feature_map(q.float()), _feature_map(k.float()), v.float()
+        if not self.causal:
+            kv = torch.einsum("bhsd,bhse->bhde", k, v)
+            num = torch.einsum("bhsd,bhde->bhse", q, kv)
+            den = torch.einsum("bhsd,bhd->bhs", q, k.sum(dim=2))
+            return (num / (den.unsqueeze(-1) + self.eps)).to(dtype)
+        b, h, s, d = q.shape
+        c = min(self.chunk, s)
+        pad = (-s) % c
+        if pad:  # zero-padded keys/values add nothing to the sums; padded queries are dropped below
+            q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        n = (s + pad) // c
+        qc, kc, vc = (t.reshape(b, h, n, c, t.shape[-1]) for t in (q, k, v))
+        tri = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
+        scores = torch.einsum("bhncd,bhnkd->bhnck", qc, kc).masked_fill(~tri, 0.0)
+        num = torch.einsum("bhnck,bhnke->bhnce", scores, vc)
+        den = scores.sum(-1)
+        # State from all earlier chunks (exclusive prefix sum over chunks).
+        kv_chunk = torch.einsum("bhnkd,bhnke->bhnde", kc, vc)
+        kv_prev = kv_chunk.cumsum(dim=2) - kv_chunk
+        z_chunk = kc.sum(dim=3)
+        z_prev = z_chunk.cumsum(dim=2) - z_chunk
+        num = num + torch.einsum("bhncd,bhnde->bhnce", qc, kv_prev)
+        den = den + torch.einsum("bhncd,bhnd->bhnc", qc, z_prev)
+        out = num / (den.unsqueeze(-1) + self.eps)
+        return out.reshape(b, h, n * c, -1)[:, :, :s].to(dtype)
+
+    def kept_fraction(self, seq_len: int) -> float:
+        return 0.0  # no S x S score matrix: cost is linear in S (counted separately)
+
+
+def make_pattern(name: str, window: int, causal: bool) -> AttentionPattern:
+    """Instantiate the registered pattern ``name``."""
+    return ATTENTION.get(name)(window, causal)

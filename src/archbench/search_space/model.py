@@ -1,0 +1,256 @@
+"""The model family: one readable file for the block and the two models (nanoGPT's shape).
+
+``build(arch)`` gives a causal decoder LM; ``build(arch, num_classes=K)`` a bidirectional encoder with
+a mean-pooled classification head. Every field of :class:`Architecture` is realised here:
+
+* ``depth`` layers cycle over ``unique_layers`` distinct blocks (weight sharing across depth);
+* ``width`` split evenly over ``heads``; FFN hidden size ``round(ffn_ratio * width)`` for gelu and
+  swiglu alike (swiglu has three matrices, so more parameters at the same ratio);
+* ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`;
+* ``pos_encoding``: learned absolute embeddings, rotary (RoPE on q and k) or none (NoPE);
+* ``tie_embeddings``, ``bias``, ``vocab_size``, ``max_seq_len``; ``norm`` picks LayerNorm or RMSNorm.
+
+``quant`` is applied after training by :func:`archbench.search_space.quantize.quantize`.
+Building works under ``torch.device("meta")`` (nothing here reads parameter values at init).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from archbench.search_space.architecture import Architecture
+from archbench.search_space.attention import AttentionPattern, make_pattern
+from archbench.search_space.registries import RESIDUALS
+from archbench.search_space.residual import Connection, ResidualType, make_norm
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al.), rotate-half form, cached up to ``max_seq_len``."""
+
+    def __init__(self, head_dim: int, max_seq_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        t = torch.arange(max_seq_len, dtype=torch.float32)
+        freqs = torch.outer(t, inv_freq)
+        self.register_buffer("cos", freqs.cos(), persistent=False)
+        self.register_buffer("sin", freqs.sin(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, H, S, D)
+        s = x.shape[-2]
+        cos, sin = self.cos[:s].to(x.dtype), self.sin[:s].to(x.dtype)
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection (GPT-2's parameter layout)."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.heads, self.head_dim = arch.heads, arch.head_dim
+        self.qkv = nn.Linear(arch.width, 3 * arch.width, bias=arch.bias)
+        self.proj = nn.Linear(arch.width, arch.width, bias=arch.bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        pattern: AttentionPattern,
+        rotary: Rotary | None,
+        v_first: Tensor | None,
+        v_mix: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Returns the output and this layer's values (before any value-residual mixing)."""
+        b, s, w = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        v_own = v
+        if v_first is not None and v_mix is not None:
+            v = v_mix[0] * v + v_mix[1] * v_first  # ResFormer: residual from the first layer's values
+        if rotary is not None:
+            q, k = rotary(q), rotary(k)
+        y = pattern(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, s, w)), v_own
+
+
+class FeedForward(nn.Module):
+    """GELU MLP or SwiGLU, hidden size ``round(ffn_ratio * width)``."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        hidden = arch.ffn_hidden
+        self.swiglu = arch.ffn_act == "swiglu"
+        self.fc = nn.Linear(arch.width, hidden, bias=arch.bias)
+        self.gate = nn.Linear(arch.width, hidden, bias=arch.bias) if self.swiglu else None
+        self.proj = nn.Linear(hidden, arch.width, bias=arch.bias)
+
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in (self.fc, self.gate, self.proj) if m is not None]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.gate is not None:
+            return self.proj(F.silu(self.gate(x)) * self.fc(x))
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    """One transformer layer: attention and FFN, each inside the residual type's connection."""
+
+    def __init__(self, arch: Architecture, residual: ResidualType) -> None:
+        super().__init__()
+        self.attn = SelfAttention(arch)
+        self.ffn = FeedForward(arch)
+        self.attn_conn: Connection = residual.connection(arch)
+        self.ffn_conn: Connection = residual.connection(arch)
+
+    def forward(
+        self,
+        x: Tensor,
+        pattern: AttentionPattern,
+        rotary: Rotary | None,
+        rate: float,
+        v_first: Tensor | None = None,
+        v_mix: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        values: list[Tensor] = []
+
+        def attend(h: Tensor) -> Tensor:
+            out, v = self.attn(h, pattern, rotary, v_first, v_mix)
+            values.append(v)
+            return out
+
+        x = self.attn_conn(x, attend, rate)
+        x = self.ffn_conn(x, self.ffn, rate)
+        return x, values[0]
+
+
+class Trunk(nn.Module):
+    """Embeddings, ``depth`` layers over ``unique_layers`` blocks, and the residual type's extras."""
+
+    def __init__(self, arch: Architecture, causal: bool) -> None:
+        super().__init__()
+        self.arch = arch
+        self.causal = causal
+        self.residual: ResidualType = RESIDUALS.get(arch.residual)()
+        self.pattern = make_pattern(arch.attention, arch.window, causal)
+        self.wte = nn.Embedding(arch.vocab_size, arch.width)
+        self.wpe = nn.Embedding(arch.max_seq_len, arch.width) if arch.pos_encoding == "learned" else None
+        self.rotary = Rotary(arch.head_dim, arch.max_seq_len) if arch.pos_encoding == "rope" else None
+        self.blocks = nn.ModuleList(Block(arch, self.residual) for _ in range(arch.unique_layers))
+        # Per-depth parameters stay per layer even when blocks are shared.
+        self.value_mix = (
+            nn.Parameter(torch.full((arch.depth - 1, 2), 0.5))
+            if self.residual.value_residual and arch.depth > 1
+            else None
+        )
+        if self.residual.depth_weighted_average:
+            # dwa[i] weighs [embedding, out_0, ..., out_i]; identity init: all weight on out_i.
+            self.dwa = nn.ParameterList(
+                nn.Parameter(F.one_hot(torch.tensor(i + 1), i + 2).float()) for i in range(arch.depth)
+            )
+        else:
+            self.dwa = None
+        self.norm_f = make_norm(arch) if self.residual.final_norm else None
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """GPT-2 init (normal 0.02; output projections scaled by 1/sqrt(2*depth)), then the residual
+        type's own (e.g. DeepNet's). Connection-owned parameters keep their constructor init."""
+        arch = self.arch
+        nn.init.normal_(self.wte.weight, std=0.02)
+        if self.wpe is not None:
+            nn.init.normal_(self.wpe.weight, std=0.02)
+        for block in self.blocks:
+            for lin in (block.attn.qkv, block.attn.proj, *block.ffn.linears()):
+                std = 0.02 / math.sqrt(2 * arch.depth) if lin in (block.attn.proj, block.ffn.proj) else 0.02
+                nn.init.normal_(lin.weight, std=std)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+            self.residual.init_block(block, arch)
+
+    def drop_rate(self, layer: int) -> float:
+        """Stochastic-depth rate of ``layer``: linear from 0 to ``drop_path`` (Huang et al., 2016)."""
+        depth = self.arch.depth
+        return self.arch.drop_path * (layer / (depth - 1) if depth > 1 else 1.0)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        arch = self.arch
+        b, s = idx.shape
+        if s > arch.max_seq_len:
+            raise ValueError(f"sequence length {s} exceeds max_seq_len={arch.max_seq_len}")
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(s, device=idx.device))
+        history: list[Tensor] = [x]
+        v_first: Tensor | None = None
+        for layer in range(arch.depth):
+            block = self.blocks[layer % arch.unique_layers]
+            v_mix = self.value_mix[layer - 1] if self.value_mix is not None and layer > 0 else None
+            x, v = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix)
+            if layer == 0 and self.residual.value_residual:
+                v_first = v
+            if self.dwa is not None:
+                history.append(x)
+                weights = self.dwa[layer]
+                x = sum(weights[j] * h for j, h in enumerate(history))  # type: ignore[assignment]
+        if self.norm_f is not None:
+            x = self.norm_f(x)
+        return x
+
+
+class DecoderLM(nn.Module):
+    """Causal decoder language model: ``forward(idx) -> logits (B, S, vocab)``."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.arch = arch
+        self.trunk = Trunk(arch, causal=True)
+        self.lm_head = nn.Linear(arch.width, arch.vocab_size, bias=False)
+        if arch.tie_embeddings:
+            self.lm_head.weight = self.trunk.wte.weight
+        else:
+            nn.init.normal_(self.lm_head.weight, std=0.02)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.lm_head(self.trunk(idx))
+
+
+class EncoderClassifier(nn.Module):
+    """Bidirectional encoder with a mean-pooled linear head: ``forward(idx) -> logits (B, classes)``.
+
+    ``tie_embeddings`` has nothing to tie here (there is no output vocabulary) and is ignored.
+    """
+
+    def __init__(self, arch: Architecture, num_classes: int) -> None:
+        super().__init__()
+        self.arch = arch
+        self.trunk = Trunk(arch, causal=False)
+        self.head = nn.Linear(arch.width, num_classes, bias=True)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.head(self.trunk(idx).mean(dim=1))
+
+
+def build(arch: Architecture | Mapping[str, Any], num_classes: int | None = None) -> nn.Module:
+    """The ``nn.Module`` for ``arch``: a decoder LM, or an encoder classifier when ``num_classes`` is set.
+
+    ``arch`` may be a mapping of fields (as ``hydra.utils.instantiate`` passes from an exported config).
+    """
+    if not isinstance(arch, Architecture):
+        arch = Architecture.from_dict(dict(arch))
+    if num_classes is None:
+        return DecoderLM(arch)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes={num_classes!r}: must be an integer >= 2")
+    return EncoderClassifier(arch, num_classes)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of distinct parameters (tied or shared weights counted once); works on meta."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,199 @@
+"""Residual types: how a block's two sublayers (attention, FFN) join the residual stream.
+
+A :class:`ResidualType` decides four things, each as in its paper (abstracts in shared/seeds):
+
+* the *connection* around each sublayer ``f`` (where the norm sits, any gates or scales);
+* whether attention mixes in the first layer's values (ResFormer's value residual);
+* whether the model averages over earlier block outputs after each block (DenseFormer's DWA);
+* whether the trunk ends with a final norm, and any special weight initialisation (DeepNet).
+
+Stochastic depth (``drop_path``) drops the sublayer branch per sample, in training only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from archbench.search_space.architecture import Architecture
+from archbench.search_space.registries import RESIDUALS
+
+Sublayer = Callable[[Tensor], Tensor]
+
+
+def make_norm(arch: Architecture) -> nn.Module:
+    """The architecture's norm over ``width`` features (LayerNorm bias follows ``arch.bias``)."""
+    if arch.norm == "rmsnorm":
+        return nn.RMSNorm(arch.width, eps=1e-5)
+    return nn.LayerNorm(arch.width, eps=1e-5, bias=arch.bias)
+
+
+def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
+    """Stochastic depth: zero the branch for a random subset of samples, rescale the rest."""
+    if rate <= 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class Connection(nn.Module):
+    """``forward(x, f, rate)``: the residual stream after sublayer ``f``."""
+
+    def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PreNorm(Connection):
+    """``x + f(norm(x))`` (GPT-2, pre-LN)."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.norm = make_norm(arch)
+
+    def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:
+        return x + drop_path(f(self.norm(x)), rate, self.training)
+
+
+class PostNorm(Connection):
+    """``norm(alpha * x + f(x))``: post-LN (alpha = 1, Vaswani et al.) or DeepNorm (alpha > 1)."""
+
+    def __init__(self, arch: Architecture, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.norm = make_norm(arch)
+        self.alpha = alpha
+
+    def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:
+        return self.norm(self.alpha * x + drop_path(f(x), rate, self.training))
+
+
+class ReZeroGate(Connection):
+    """``x + g * f(x)`` with a scalar gate ``g`` initialised to 0 and no norm (Bachlechner et al.)."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:
+        return x + self.gate * drop_path(f(x), rate, self.training)
+
+
+class LaurelConnection(Connection):
+    """LAuReL-RW+LR: ``a * f(norm(x)) + b * (x + B A x)`` (Menghani et al., 2024).
+
+    ``a`` and ``b`` are learned scalars (init 1, so it starts as pre-LN); ``B A`` is a learned
+    low-rank map of rank ``min(16, width)`` with ``B`` initialised to zero.
+    """
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.norm = make_norm(arch)
+        self.a = nn.Parameter(torch.ones(()))
+        self.b = nn.Parameter(torch.ones(()))
+        rank = min(16, arch.width)
+        self.down = nn.Linear(arch.width, rank, bias=False)
+        self.up = nn.Linear(rank, arch.width, bias=False)
+        nn.init.zeros_(self.up.weight)
+
+    def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:
+        branch = drop_path(f(self.norm(x)), rate, self.training)
+        return self.a * branch + self.b * (x + self.up(self.down(x)))
+
+
+class ResidualType:
+    """A residual scheme. Subclass and register with ``@RESIDUALS.register(name)`` to add one."""
+
+    value_residual = False  # attention adds the first layer's values (ResFormer)
+    depth_weighted_average = False  # DenseFormer's DWA after every block
+    final_norm = True  # norm the trunk's output before the head
+
+    def connection(self, arch: Architecture) -> Connection:
+        return PreNorm(arch)
+
+    def init_block(self, block: nn.Module, arch: Architecture) -> None:
+        """Hook for schemes that need their own initialisation; the default keeps GPT-2's."""
+
+
+@RESIDUALS.register("pre_ln")
+class PreLN(ResidualType):
+    """Pre-LN: norm inside the branch, a clean identity path, and a final norm."""
+
+
+@RESIDUALS.register("post_ln")
+class PostLN(ResidualType):
+    """Post-LN (the original Transformer): norm after the addition; the output is already normed."""
+
+    final_norm = False
+
+    def connection(self, arch: Architecture) -> Connection:
+        return PostNorm(arch)
+
+
+@RESIDUALS.register("deepnet")
+class DeepNet(ResidualType):
+    """DeepNorm (Wang et al., 2022): ``norm(alpha x + f(x))`` plus beta-scaled Xavier init.
+
+    Decoder-only constants for N layers: ``alpha = (2N)^(1/4)``, ``beta = (8N)^(-1/4)``; beta scales the
+    FFN, value and output projections, queries and keys keep gain 1.
+    """
+
+    final_norm = False
+
+    @staticmethod
+    def constants(depth: int) -> tuple[float, float]:
+        return (2 * depth) ** 0.25, (8 * depth) ** -0.25
+
+    def connection(self, arch: Architecture) -> Connection:
+        return PostNorm(arch, alpha=self.constants(arch.depth)[0])
+
+    def init_block(self, block: nn.Module, arch: Architecture) -> None:
+        beta = self.constants(arch.depth)[1]
+        w = arch.width
+        with torch.no_grad():
+            qkv = block.attn.qkv.weight  # (3w, w): rows [q; k; v]
+            std_qk = math.sqrt(2.0 / (w + w))
+            qkv[: 2 * w].normal_(0.0, std_qk)
+            qkv[2 * w :].normal_(0.0, beta * std_qk)
+            for lin in (block.attn.proj, *block.ffn.linears()):
+                fan_out, fan_in = lin.weight.shape
+                lin.weight.normal_(0.0, beta * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+@RESIDUALS.register("rezero")
+class ReZero(ResidualType):
+    """ReZero: no norms in the blocks, each branch behind a zero-initialised gate.
+
+    The trunk keeps one final norm before the head (the ``norm`` field picks it).
+    """
+
+    def connection(self, arch: Architecture) -> Connection:
+        return ReZeroGate(arch)
+
+
+@RESIDUALS.register("value_residual")
+class ValueResidual(ResidualType):
+    """ResFormer (Zhou et al., 2024): pre-LN blocks whose attention uses ``l1 v_n + l2 v_1``.
+
+    ``v_1`` is the first layer's value projection; ``l1, l2`` are learned per layer, init 0.5 each.
+    """
+
+    value_residual = True
+
+
+@RESIDUALS.register("denseformer")
+class DenseFormer(ResidualType):
+    """DenseFormer (Pagliardini et al., 2024): pre-LN blocks; after block i the stream becomes a
+    learned weighted average of the embedding and every block output so far (init: identity)."""
+
+    depth_weighted_average = True
+
+
+@RESIDUALS.register("laurel")
+class Laurel(ResidualType):
+    """LAuReL's learned augmented residual around every sublayer (see :class:`LaurelConnection`)."""
+
+    def connection(self, arch: Architecture) -> Connection:
+        return LaurelConnection(arch)
