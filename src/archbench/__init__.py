@@ -1,8 +1,8 @@
 """archbench: hardware-aware architecture search and benchmarking for transformers.
 
-    import archbench
-    arch = archbench.load_arch("my_arch.yaml")
-    model = archbench.build(arch)
+import archbench
+arch = archbench.load_arch("my_arch.yaml")
+model = archbench.build(arch)
 """
 
 from __future__ import annotations

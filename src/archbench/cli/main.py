@@ -11,6 +11,8 @@ Errors a user can cause end in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,12 @@ from typing import Any
 import yaml
 
 from archbench.errors import ArchbenchError, ConfigError
+
+SUBCOMMAND_MODULES = (
+    "archbench.cli.leaderboard",  # archbench leaderboard ..., archbench export
+    "archbench.cli.measure",  # archbench measure
+    "archbench.cli.evaluate",  # archbench evaluate
+)
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
@@ -177,6 +185,11 @@ def make_parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="build an exported architecture config and print its size")
     build.add_argument("file", help="YAML written by `archbench export` (or a mapping of fields)")
     build.set_defaults(func=cmd_build)
+
+    # Further verbs live in their own modules, each with add_parser(subparsers).
+    for module in SUBCOMMAND_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).add_parser(sub)
     return parser
 
 

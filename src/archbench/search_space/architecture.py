@@ -45,9 +45,8 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
 def _int(name: str, value: Any, lo: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArchitectureError(name, value, f"must be an integer >= {lo}")
-    if not isinstance(value, numbers.Integral):
-        if not math.isfinite(float(value)) or float(value) != int(value):
-            raise ArchitectureError(name, value, f"must be an integer >= {lo}")
+    if not isinstance(value, numbers.Integral) and (not math.isfinite(float(value)) or float(value) != int(value)):
+        raise ArchitectureError(name, value, f"must be an integer >= {lo}")
     v = int(value)
     if v < lo:
         raise ArchitectureError(name, value, f"must be an integer >= {lo}")
@@ -197,11 +196,7 @@ class Architecture:
     def arch_id(self) -> str:
         """Stable 12-hex-digit content hash: the same fields give the same id on any machine."""
         defaults = {f.name: f.default for f in dataclasses.fields(self) if f.init}
-        payload = {
-            k: v
-            for k, v in self.to_dict().items()
-            if not (k in _HASH_ONLY_IF_NOT_DEFAULT and v == defaults[k])
-        }
+        payload = {k: v for k, v in self.to_dict().items() if not (k in _HASH_ONLY_IF_NOT_DEFAULT and v == defaults[k])}
         text = json.dumps({"v": _HASH_VERSION, **payload}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

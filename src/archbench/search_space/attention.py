@@ -216,7 +216,7 @@ class Linear(AttentionPattern):
             num = torch.einsum("bhsd,bhde->bhse", q, kv)
             den = torch.einsum("bhsd,bhd->bhs", q, k.sum(dim=2))
             return (num / (den.unsqueeze(-1) + self.eps)).to(dtype)
-        b, h, s, d = q.shape
+        b, h, s, _ = q.shape
         c = min(self.chunk, s)
         pad = (-s) % c
         if pad:  # zero-padded keys/values add nothing to the sums; padded queries are dropped below

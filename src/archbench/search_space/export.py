@@ -72,9 +72,7 @@ def arch_from_config(data: Any, source: str = "config") -> Architecture:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping with 'arch:', got {type(data).__name__}")
     if "_target_" in data and data["_target_"] != TARGET:
-        raise ConfigError(
-            f"{source}: refusing _target_={data['_target_']!r}; only {TARGET!r} may be instantiated"
-        )
+        raise ConfigError(f"{source}: refusing _target_={data['_target_']!r}; only {TARGET!r} may be instantiated")
     if "arch" in data or "_target_" in data:
         unknown = set(data) - _ALLOWED_TOP
         if unknown:

@@ -179,7 +179,7 @@ class Trunk(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         arch = self.arch
-        b, s = idx.shape
+        s = idx.shape[1]
         if s > arch.max_seq_len:
             raise ValueError(f"sequence length {s} exceeds max_seq_len={arch.max_seq_len}")
         x = self.wte(idx)

@@ -94,7 +94,9 @@ def _torchao_config(quant: str) -> object:
     return tq.Float8DynamicActivationFloat8WeightConfig()
 
 
-def quantize(model: nn.Module, quant: str, device: torch.device | str | None = None, copy_model: bool = True) -> Quantized:
+def quantize(
+    model: nn.Module, quant: str, device: torch.device | str | None = None, copy_model: bool = True
+) -> Quantized:
     """The deployed form of a trained float ``model`` in precision ``quant``.
 
     ``device`` defaults to where the model's parameters are. The float model is left untouched

@@ -259,8 +259,7 @@ class SearchSpace:
             match = [i for i, o in enumerate(opts) if self._same(k, o, values[k], arch)]
             if not match:
                 raise ConfigError(
-                    f"architecture {arch.arch_id} is not in space {self.name}: {k}={values[k]!r} "
-                    f"not among {list(opts)}"
+                    f"architecture {arch.arch_id} is not in space {self.name}: {k}={values[k]!r} not among {list(opts)}"
                 )
             if len(opts) > 1:
                 out.append(match[0])

@@ -1,0 +1,115 @@
+"""`TrialResult`: one evaluated architecture, as it flows from the evaluators to the leaderboard.
+
+Torch-free. A metric that could not be measured is ``None`` with a reason in ``null_reasons``, never 0.
+``to_row()`` flattens it into the leaderboard's one-row-per-trial form: the Architecture's fields as
+columns, ``arch_id``, the run's identity, status, metrics, hardware fingerprint and timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from archbench.search_space.architecture import Architecture
+
+STATUSES = ("ok", "failed", "diverged", "oom", "unsupported", "infeasible")
+
+# Known metric columns and their meaning. Evaluators and measurement fill these names; others may be
+# added (any extra metric becomes a float column), but these are the ones the CLI and docs know.
+METRICS: dict[str, str] = {
+    "val_loss": "validation loss of the float model (nats per token)",
+    "val_bpb": "validation bits per byte of the float model (charlm)",
+    "val_acc": "validation accuracy of the float model (classification / recall)",
+    "val_loss_quant": "validation loss after applying the architecture's quant",
+    "val_bpb_quant": "validation bits per byte after quant",
+    "val_acc_quant": "validation accuracy after quant",
+    "train_time_s": "wall time of the training budget (s)",
+    "train_tokens_per_s": "training throughput (tokens/s)",
+    "latency_ms": "median inference latency (ms)",
+    "latency_p90_ms": "90th percentile inference latency (ms)",
+    "latency_cv": "coefficient of variation of the latency samples",
+    "latency_iqr_ms": "interquartile range of the latency samples (ms)",
+    "latency_samples": "number of timed samples",
+    "energy_mj": "energy per inference (mJ), NVML total-energy counter",
+    "energy_above_idle_mj": "energy per inference above idle power (mJ)",
+    "avg_power_w": "average power during the energy window (W)",
+    "peak_mem_mb": "peak device memory of one inference (MiB)",
+    "params": "parameter count (shared and tied weights once)",
+    "flops": "FLOPs per inference (torch's counter; attention counted from the mask)",
+    "model_bytes": "model size in bytes after quant",
+    "roofline_fraction": "achieved fraction of the roofline floor time",
+}
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of evaluating one architecture on one task and budget."""
+
+    arch: Architecture
+    task: str
+    status: str
+    reason: str = ""  # why the status is not ok (or a note); "" when ok
+    study: str = ""
+    trial: int | None = None
+    budget: str = ""  # e.g. "steps=300" or "seconds=60"
+    seed: int = 0
+    metrics: Mapping[str, float | int | None] = field(default_factory=dict)
+    null_reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why it is None
+    hardware: Mapping[str, Any] = field(default_factory=dict)  # fingerprint: device_name, device_kind, ...
+    feasible: bool | None = None  # judged against the study's constraints (None: none given)
+    violation: float | None = None  # total constraint violation (0 when feasible)
+    cached: bool = False  # row reused from an earlier identical measurement
+    started_at: str = field(default_factory=utc_now)
+    finished_at: str = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status={self.status!r}: must be one of {', '.join(STATUSES)}")
+        for name, value in self.metrics.items():
+            if value is None:
+                if name not in self.null_reasons:
+                    raise ValueError(f"metric {name} is None without a reason in null_reasons")
+            elif isinstance(value, float) and math.isnan(value):
+                raise ValueError(f"metric {name} is NaN: use None with a reason")
+
+    @property
+    def arch_id(self) -> str:
+        return self.arch.arch_id
+
+    def metric(self, name: str) -> float | int | None:
+        return self.metrics.get(name)
+
+    def to_row(self) -> dict[str, Any]:
+        """The flat leaderboard row (plain Python scalars)."""
+        row: dict[str, Any] = {
+            "arch_id": self.arch_id,
+            "study": self.study,
+            "trial": self.trial,
+            "task": self.task,
+            "budget": self.budget,
+            "seed": self.seed,
+            "status": self.status,
+            "error": self.reason,
+            "feasible": self.feasible,
+            "violation": self.violation,
+            "cached": self.cached,
+        }
+        row.update(self.arch.to_dict())
+        for name in METRICS:
+            row[name] = self.metrics.get(name)
+        for name, value in self.metrics.items():
+            row.setdefault(name, value)
+        row["null_reasons"] = json.dumps(dict(self.null_reasons), sort_keys=True)
+        row.update(self.hardware)
+        row["started_at"] = self.started_at
+        row["created_at"] = self.finished_at
+        return row
