@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def build(arch: Any, num_classes: int | None = None) -> nn.Module:
-    """``nn.Module`` for ``arch`` (see :func:`archbench.search_space.model.build`)."""
+def build(arch: Any, num_classes: int | None = None, provenance: Any = None) -> nn.Module:
+    """``nn.Module`` for ``arch`` (see :func:`archbench.search_space.model.build`); ``provenance`` is ignored."""
     from archbench.search_space.model import build as _build
 
     return _build(arch, num_classes=num_classes)

@@ -25,31 +25,50 @@ from archbench.errors import ArchitectureError, ConfigError
 from archbench.search_space.architecture import Architecture
 
 TARGET = "archbench.build"
-_ALLOWED_TOP = {"_target_", "_convert_", "arch", "num_classes"}
+_ALLOWED_TOP = {"_target_", "_convert_", "arch", "num_classes", "provenance"}
 
 
-def to_config(arch: Architecture, num_classes: int | None = None) -> dict[str, Any]:
-    """The mapping that ``hydra.utils.instantiate`` builds into ``archbench.build(arch)``."""
+def to_config(
+    arch: Architecture, num_classes: int | None = None, provenance: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The mapping that ``hydra.utils.instantiate`` builds into ``archbench.build(arch)``.
+
+    ``provenance`` (measured metrics, hardware, study...) is carried along for people to read;
+    ``build`` and ``load_arch`` ignore it.
+    """
     cfg: dict[str, Any] = {"_target_": TARGET, "_convert_": "all", "arch": arch.to_dict()}
     if num_classes is not None:
         cfg["num_classes"] = num_classes
+    if provenance:
+        cfg["provenance"] = dict(provenance)
     return cfg
 
 
-def dump_config(arch: Architecture, num_classes: int | None = None, comment: str = "") -> str:
+def dump_config(
+    arch: Architecture,
+    num_classes: int | None = None,
+    comment: str = "",
+    provenance: Mapping[str, Any] | None = None,
+) -> str:
     """The YAML text of :func:`to_config`, headed by the arch_id (and ``comment``) as comments."""
     head = f"# archbench architecture {arch.arch_id}: {arch.describe()}\n"
     if comment:
         head += "".join(f"# {line}\n" for line in comment.splitlines())
-    return head + yaml.safe_dump(to_config(arch, num_classes), sort_keys=False)
+    return head + yaml.safe_dump(to_config(arch, num_classes, provenance), sort_keys=False)
 
 
-def save_config(arch: Architecture, path: str | Path, num_classes: int | None = None, comment: str = "") -> Path:
+def save_config(
+    arch: Architecture,
+    path: str | Path,
+    num_classes: int | None = None,
+    comment: str = "",
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the export YAML to ``path`` (atomically: written aside, then renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dump_config(arch, num_classes, comment))
+    tmp.write_text(dump_config(arch, num_classes, comment, provenance))
     tmp.replace(path)
     return path
 
@@ -77,7 +96,7 @@ def arch_from_config(data: Any, source: str = "config") -> Architecture:
         unknown = set(data) - _ALLOWED_TOP
         if unknown:
             raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(_ALLOWED_TOP)}")
-        nested = _nested_targets(data.get("arch"), "arch")
+        nested = _nested_targets(data.get("arch"), "arch") + _nested_targets(data.get("provenance"), "provenance")
         if nested:
             raise ConfigError(f"{source}: refusing nested {nested[0]}; only a top-level {TARGET!r} is allowed")
         body = data.get("arch")

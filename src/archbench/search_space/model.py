@@ -237,10 +237,15 @@ class EncoderClassifier(nn.Module):
         return self.head(self.trunk(idx).mean(dim=1))
 
 
-def build(arch: Architecture | Mapping[str, Any], num_classes: int | None = None) -> nn.Module:
+def build(
+    arch: Architecture | Mapping[str, Any],
+    num_classes: int | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> nn.Module:
     """The ``nn.Module`` for ``arch``: a decoder LM, or an encoder classifier when ``num_classes`` is set.
 
-    ``arch`` may be a mapping of fields (as ``hydra.utils.instantiate`` passes from an exported config).
+    ``arch`` may be a mapping of fields (as ``hydra.utils.instantiate`` passes from an exported config);
+    ``provenance`` (what an exported config records about where the shape was measured) is ignored.
     """
     if not isinstance(arch, Architecture):
         arch = Architecture.from_dict(dict(arch))
