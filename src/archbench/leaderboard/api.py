@@ -1,0 +1,195 @@
+"""``archbench.Leaderboard``: the Python API over the parquet store.
+
+    lb = archbench.Leaderboard("runs/leaderboard")
+    lb.append(rows)                                    # list of dicts / TrialResults or a polars DataFrame
+    lb.scan()                                          # polars LazyFrame of every good part
+    lb.pareto(["val_loss", "latency_ms"], task="charlm")
+    lb.hypervolume(["val_loss", "latency_ms"], ref=[4.0, 20.0])
+    lb.sql("SELECT arch_id, val_loss FROM results WHERE depth > 8")
+
+Query methods see ``status == "ok"`` rows unless ``status`` says otherwise (``"all"`` or None: every
+row). Storage contract: see :mod:`archbench.leaderboard.store` (atomic, durable, multi-process appends).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from archbench.errors import ConfigError
+from archbench.leaderboard import maintenance
+from archbench.leaderboard.filters import Filters
+from archbench.leaderboard.objectives import DEFAULT_OBJECTIVES, Objective, check_columns, parse_objectives
+from archbench.leaderboard.pareto import annotate, group_columns
+from archbench.leaderboard.schema import canonicalize
+from archbench.leaderboard.store import Store
+
+ENV_VAR = "ARCHBENCH_LEADERBOARD"
+DEFAULT_ROOT = "runs/leaderboard"
+
+ObjectivesArg = str | Sequence[str | Objective | tuple[str, str]]
+
+
+def default_root() -> Path:
+    """``$ARCHBENCH_LEADERBOARD`` if set, else ``runs/leaderboard``."""
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_ROOT)
+
+
+class Leaderboard:
+    """A leaderboard directory. Safe to share between processes and machines; appends never block reads."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self._store = Store(self.root)
+
+    def __repr__(self) -> str:
+        return f"Leaderboard({str(self.root)!r})"
+
+    # ---- storage ----------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True once something has been appended here."""
+        return self._store.exists()
+
+    def append(self, rows: pl.DataFrame | Sequence[Any]) -> int:
+        """Append rows (dicts, TrialResults or a DataFrame) as one new part; returns once they are durable.
+
+        Returns the number of rows written. All rows land or none do.
+        """
+        df = canonicalize(rows)
+        if df.height == 0:
+            return 0
+        self._store.write(df)
+        return df.height
+
+    def scan(self) -> pl.LazyFrame:
+        """A LazyFrame over every good part, in the current schema (bad parts skipped with a warning)."""
+        return self._store.scan()
+
+    def __len__(self) -> int:
+        """Rows a reader sees (from the parts' footers; cheap)."""
+        return sum(p.rows or 0 for p in self._store.visible_parts(warn=False))
+
+    def check(self, deep: bool = True) -> maintenance.CheckReport:
+        """Verify every part (footer, schema version and, if ``deep``, every data page)."""
+        return maintenance.check(self._store, deep=deep)
+
+    def fix(self, report: maintenance.CheckReport | None = None) -> maintenance.FixReport:
+        """Move bad parts to ``quarantine/``; delete superseded parts and stale temporary files."""
+        return maintenance.fix(self._store, report or self.check())
+
+    def compact(self, small_rows: int = 100_000, target_rows: int = 1_000_000) -> maintenance.CompactReport:
+        """Merge small parts into bigger ones, atomically and losing nothing."""
+        return maintenance.compact(self._store, small_rows=small_rows, target_rows=target_rows)
+
+    # ---- queries ----------------------------------------------------------------------------------
+    def query(
+        self,
+        *,
+        task: str | Sequence[str] | None = None,
+        study: str | Sequence[str] | None = None,
+        hardware: str | None = None,
+        status: str | Sequence[str] | None = "ok",
+    ) -> pl.LazyFrame:
+        """The rows that pass the filters (``hardware`` is a case-insensitive glob on device_name)."""
+        return Filters.make(task, study, hardware, status).apply(self.scan())
+
+    def top(self, k: int | None = 20, by: str | Objective | None = None, **filters: Any) -> pl.DataFrame:
+        """The ``k`` best rows by ``by`` (``"val_loss"``, ``"val_acc:max"``), or the latest ``k`` without it.
+
+        Rows where ``by`` is null are left out (a missing metric is never ranked).
+        """
+        lf = self.query(**filters)
+        if by is None:
+            lf = lf.sort("created_at", descending=True, nulls_last=True)
+        else:
+            obj = Objective.parse(by)
+            check_columns([obj], lf.collect_schema(), what="metric")
+            lf = lf.filter(pl.col(obj.name).is_not_null() & pl.col(obj.name).is_not_nan())
+            lf = lf.sort(obj.name, descending=obj.maximise, nulls_last=True)
+        return (lf.head(k) if k else lf).collect()
+
+    def pareto(
+        self,
+        objectives: ObjectivesArg = DEFAULT_OBJECTIVES,
+        *,
+        mix_hardware: bool = False,
+        all_rows: bool = False,
+        **filters: Any,
+    ) -> pl.DataFrame:
+        """The non-dominated rows per (task, device_name) group (per task with ``mix_hardware``).
+
+        With ``all_rows`` every row comes back with ``pareto_front`` and ``pareto_rank`` (0 on the
+        front, null where an objective is missing); otherwise only the front, with ``pareto_rank`` 0.
+        """
+        objs = parse_objectives(objectives, minimum=2)
+        lf = self.query(**filters)
+        check_columns(objs, lf.collect_schema())
+        df = annotate(lf.collect(), objs, mix_hardware=mix_hardware, rank=all_rows)
+        order = [*group_columns(mix_hardware), *(o.name for o in objs)]
+        desc = [False] * (len(order) - len(objs)) + [o.maximise for o in objs]
+        if all_rows:
+            return df.sort(["pareto_rank", *order], descending=[False, *desc], nulls_last=True)
+        front = df.filter(pl.col("pareto_front")).drop("pareto_front")
+        return front.with_columns(pl.lit(0, dtype=pl.Int64).alias("pareto_rank")).sort(order, descending=desc)
+
+    def hypervolume(
+        self,
+        objectives: ObjectivesArg = DEFAULT_OBJECTIVES,
+        ref: Sequence[float] | None = None,
+        *,
+        mix_hardware: bool = False,
+        **filters: Any,
+    ) -> pl.DataFrame:
+        """pymoo's hypervolume per group; ``ref`` in the objectives' own units (default: see hypervolume.py)."""
+        from archbench.leaderboard.hypervolume import hypervolume_table
+
+        objs = parse_objectives(objectives, minimum=1)
+        lf = self.query(**filters)
+        check_columns(objs, lf.collect_schema())
+        cols = [*group_columns(mix_hardware), *(o.name for o in objs)]
+        return hypervolume_table(lf.select(cols).collect(), objs, ref=ref, mix_hardware=mix_hardware)
+
+    def sql(self, query: str, **filters: Any) -> pl.DataFrame:
+        """Run a read-only SELECT/WITH ``query``; the filtered rows are the table ``results``."""
+        from archbench.leaderboard.sql import run_sql
+
+        return run_sql(self.query(**filters), query)
+
+    def plot(self, out: str | os.PathLike[str], objectives: ObjectivesArg = DEFAULT_OBJECTIVES, **kwargs: Any) -> Path:
+        """Scatter of every row with each device's front drawn; a pair grid for 3+ objectives. PNG or HTML."""
+        from archbench.leaderboard.plot import plot_front
+
+        mix = kwargs.pop("mix_hardware", False)
+        objs = parse_objectives(objectives, minimum=2)
+        lf = self.query(**kwargs)
+        check_columns(objs, lf.collect_schema())
+        return plot_front(lf.collect(), objs, Path(out), mix_hardware=mix, source=str(self.root))
+
+    def export(self, arch_id: str, path: str | os.PathLike[str] | None = None, **filters: Any) -> str:
+        """The config YAML of ``arch_id`` (a unique prefix will do) with its latest row's provenance.
+
+        Written atomically to ``path`` when given. Among several rows of the arch the latest passing
+        ``filters`` (default: status ok) is used.
+        """
+        from archbench.leaderboard.export import export_config, resolve_arch_id
+
+        full = resolve_arch_id(self.scan(), arch_id)
+        rows = self.query(**filters).filter(pl.col("arch_id") == full).collect()
+        if rows.height == 0:
+            statuses = self.scan().filter(pl.col("arch_id") == full).select("status").unique().collect()
+            have = ", ".join(sorted(statuses["status"].to_list()))
+            raise ConfigError(
+                f"architecture {full} has no rows passing the filters (its statuses: {have}); try --status all"
+            )
+        text, _ = export_config(rows, str(self.root), Path(path) if path is not None else None)
+        return text
+
+    def check_filters(self, **filters: Any) -> Filters:
+        """Parse ``filters`` and refuse a task, study or hardware glob that matches no row at all."""
+        f = Filters.make(**filters)
+        f.check_known(self.scan())
+        return f

@@ -1,0 +1,123 @@
+"""Row filters shared by every query: task, study, hardware glob (on device_name) and status."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from archbench.errors import ConfigError
+from archbench.trial import STATUSES
+
+ALL_STATUSES = "all"
+
+
+def _split(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(s.strip() for s in items if s.strip())
+
+
+def glob_to_regex(pattern: str) -> str:
+    """A shell glob (``*``, ``?``, ``[abc]``) as an anchored, case-insensitive regex for Polars."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and "]" in pattern[i + 2 :]:
+            j = pattern.index("]", i + 2)
+            body = pattern[i + 1 : j]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "(?i)^" + "".join(out) + "$"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which rows a query sees. Empty tuples mean "any"; ``status`` defaults to ``ok`` only."""
+
+    task: tuple[str, ...] = ()
+    study: tuple[str, ...] = ()
+    hardware: str | None = None  # glob on device_name, case-insensitive
+    status: tuple[str, ...] = ("ok",)
+
+    @classmethod
+    def make(
+        cls,
+        task: str | Sequence[str] | None = None,
+        study: str | Sequence[str] | None = None,
+        hardware: str | None = None,
+        status: str | Sequence[str] | None = "ok",
+    ) -> Filters:
+        """Filters from user values: comma-separated lists allowed; ``status="all"`` (or None) keeps every status."""
+        statuses = _split(status)
+        if ALL_STATUSES in statuses or status is None:
+            statuses = ()
+        for s in statuses:
+            if s not in STATUSES:
+                close = difflib.get_close_matches(s, STATUSES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown status {s!r}{hint}: allowed {', '.join(STATUSES)} or all")
+        return cls(_split(task), _split(study), hardware or None, statuses)
+
+    def expr(self) -> pl.Expr:
+        conds = [pl.lit(True)]
+        if self.task:
+            conds.append(pl.col("task").is_in(list(self.task)))
+        if self.study:
+            conds.append(pl.col("study").is_in(list(self.study)))
+        if self.hardware:
+            conds.append(pl.col("device_name").fill_null("").str.contains(glob_to_regex(self.hardware)))
+        if self.status:
+            conds.append(pl.col("status").is_in(list(self.status)))
+        return pl.all_horizontal(conds)
+
+    def apply(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.filter(self.expr()) if (self.task or self.study or self.hardware or self.status) else lf
+
+    def check_known(self, lf: pl.LazyFrame) -> None:
+        """Refuse a task, study or hardware glob that matches nothing in the whole leaderboard (a typo)."""
+        checks = [("task", self.task), ("study", self.study)]
+        needed = [c for c, values in checks if values] + (["device_name"] if self.hardware else [])
+        if not needed:
+            return
+        known = lf.select([pl.col(c).unique().implode() for c in needed]).collect().row(0, named=True)
+        for column, values in checks:
+            if not values:
+                continue
+            present = sorted(v for v in known[column] if v is not None)
+            for v in values:
+                if v not in present:
+                    close = difflib.get_close_matches(v, present, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    listed = ", ".join(repr(p) for p in present[:20]) or "none"
+                    raise ConfigError(f"no rows with {column} {v!r}{hint}; {column}s in the leaderboard: {listed}")
+        if self.hardware:
+            devices = sorted(v for v in known["device_name"] if v is not None)
+            rx = re.compile(glob_to_regex(self.hardware).removeprefix("(?i)"), re.IGNORECASE)
+            if not any(rx.match(d) for d in devices):
+                listed = ", ".join(repr(d) for d in devices[:20]) or "none"
+                raise ConfigError(f"--hardware {self.hardware!r} matches no device_name; devices: {listed}")
+
+    def describe(self) -> str:
+        parts = []
+        if self.task:
+            parts.append(f"task={','.join(self.task)}")
+        if self.study:
+            parts.append(f"study={','.join(self.study)}")
+        if self.hardware:
+            parts.append(f"hardware={self.hardware}")
+        parts.append(f"status={','.join(self.status) if self.status else 'all'}")
+        return " ".join(parts)

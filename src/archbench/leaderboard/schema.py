@@ -1,0 +1,254 @@
+"""The leaderboard's versioned row schema: column types, canonicalisation of appended rows, migrations.
+
+One row per trial (see :meth:`archbench.trial.TrialResult.to_row`): the Architecture's fields as
+columns, the run's identity, status, metrics, hardware fingerprint, versions and timestamps.
+
+Every part file records the schema version it was written with (parquet key-value metadata
+``archbench.schema_version``). Parts written by an older version are read through :data:`MIGRATIONS`;
+columns added since simply read as null.
+
+History:
+    1: the pre-release layout, which used TrialResult's own field names ``reason`` and ``finished_at``.
+    2: those columns are ``error`` and ``created_at`` (as ``TrialResult.to_row`` writes them).
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import polars as pl
+
+from archbench.errors import ConfigError
+from archbench.search_space.architecture import Architecture
+from archbench.trial import METRICS, STATUSES, utc_now
+
+SCHEMA_VERSION = 2
+VERSION_KEY = "archbench.schema_version"
+
+IDENTITY: dict[str, pl.DataType] = {
+    "arch_id": pl.String(),
+    "study": pl.String(),
+    "trial": pl.Int64(),
+    "task": pl.String(),
+    "budget": pl.String(),
+    "seed": pl.Int64(),
+    "status": pl.String(),
+    "error": pl.String(),
+    "feasible": pl.Boolean(),
+    "violation": pl.Float64(),
+    "cached": pl.Boolean(),
+    "null_reasons": pl.String(),
+}
+# The hardware fingerprint and versions: the keys every row should carry (others may be added freely).
+HARDWARE: dict[str, pl.DataType] = {
+    "device_name": pl.String(),
+    "device_kind": pl.String(),
+    "archbench_version": pl.String(),
+}
+TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
+COUNT_METRICS = frozenset({"params", "flops", "model_bytes", "latency_samples"})
+# Direction of the known metrics when an objective gives none ("val_acc" is better high).
+MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"})
+
+_PY_TO_POLARS: dict[Any, pl.DataType] = {int: pl.Int64(), float: pl.Float64(), str: pl.String(), bool: pl.Boolean()}
+
+
+def arch_columns() -> dict[str, pl.DataType]:
+    """The Architecture's fields with their column types (``int | None`` is a nullable Int64)."""
+    hints = typing.get_type_hints(Architecture)
+    out: dict[str, pl.DataType] = {}
+    for name in Architecture.field_names():
+        hint = hints[name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        out[name] = _PY_TO_POLARS[args[0]]
+    return out
+
+
+def metric_columns() -> dict[str, pl.DataType]:
+    return {name: pl.Int64() if name in COUNT_METRICS else pl.Float64() for name in METRICS}
+
+
+def base_schema() -> dict[str, pl.DataType]:
+    """Every column a row of the current version has, in display order."""
+    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **TIMES}
+
+
+def arch_fields() -> tuple[str, ...]:
+    return Architecture.field_names()
+
+
+# ---- migrations ------------------------------------------------------------------------------------
+
+
+def _v1_to_v2(lf: pl.LazyFrame) -> pl.LazyFrame:
+    names = lf.collect_schema().names()
+    renames = {old: new for old, new in (("reason", "error"), ("finished_at", "created_at")) if old in names}
+    return lf.rename(renames)
+
+
+# MIGRATIONS[v] turns a frame of version v into version v + 1.
+MIGRATIONS: dict[int, Callable[[pl.LazyFrame], pl.LazyFrame]] = {1: _v1_to_v2}
+
+
+def migrate(lf: pl.LazyFrame, version: int) -> pl.LazyFrame:
+    """``lf`` (a part of schema ``version``) in the current version's layout."""
+    for v in range(version, SCHEMA_VERSION):
+        lf = MIGRATIONS[v](lf)
+    return lf
+
+
+def known_version(version: int) -> bool:
+    return version == SCHEMA_VERSION or (
+        1 <= version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION))
+    )
+
+
+# ---- canonicalisation of appended rows ---------------------------------------------------------------
+
+
+def _archbench_version() -> str:
+    try:
+        return importlib_metadata.version("archbench")
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    if hasattr(row, "to_row"):  # a TrialResult
+        return row.to_row()
+    if not isinstance(row, Mapping):
+        raise ConfigError(f"a leaderboard row must be a mapping or a TrialResult, got {type(row).__name__}")
+    return dict(row)
+
+
+def _frame_from_rows(rows: Iterable[Any]) -> pl.DataFrame:
+    dicts = [_row_dict(r) for r in rows]
+    if not dicts:
+        return pl.DataFrame()
+    names: dict[str, None] = {}
+    for d in dicts:
+        names.update(dict.fromkeys(d))
+    columns = {}
+    for name in names:
+        values = [d.get(name) for d in dicts]
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+        try:
+            columns[name] = pl.Series(name, values, strict=False)
+        except (TypeError, pl.exceptions.PolarsError):
+            columns[name] = pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String())
+    return pl.DataFrame(columns)
+
+
+def canonicalize(rows: pl.DataFrame | Sequence[Any]) -> pl.DataFrame:
+    """Rows in the current schema: known columns cast to their types, missing ones null, defaults filled.
+
+    Raises :class:`ConfigError` for a row without ``task`` or with an unknown ``status``, and for a value
+    that cannot be cast to its column's type. NaN in a float column becomes null (a metric that was not
+    measured is null, never a number).
+    """
+    df = rows.clone() if isinstance(rows, pl.DataFrame) else _frame_from_rows(rows)
+    if df.height == 0:
+        return df
+    schema = base_schema()
+    if "arch_id" not in df.columns or df["arch_id"].null_count():
+        df = _fill_arch_id(df)
+    for name in ("task", "status"):
+        if name not in df.columns or df[name].null_count():
+            raise ConfigError(f"every leaderboard row needs a {name!r} value")
+    bad = sorted(set(df["status"].cast(pl.String).unique().to_list()) - set(STATUSES))
+    if bad:
+        raise ConfigError(f"unknown status {bad[0]!r}: allowed {', '.join(STATUSES)}")
+    exprs = []
+    for name, dtype in schema.items():
+        if name not in df.columns:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+        elif df[name].dtype != dtype:
+            exprs.append(pl.col(name).cast(dtype, strict=True))
+    try:
+        df = df.with_columns(exprs) if exprs else df
+    except pl.exceptions.PolarsError as exc:
+        raise ConfigError(f"a leaderboard value has the wrong type: {str(exc).splitlines()[0]}") from None
+    fill = {"study": "", "budget": "", "error": "", "null_reasons": "{}", "cached": False}
+    df = df.with_columns(
+        [pl.col(k).fill_null(v) for k, v in fill.items()]
+        + [
+            pl.col("archbench_version").fill_null(_archbench_version()),
+            pl.col("created_at").fill_null(utc_now()),
+        ]
+    )
+    floats = [n for n, t in df.schema.items() if t in (pl.Float32(), pl.Float64())]
+    if floats:
+        df = df.with_columns([pl.col(n).fill_nan(None) for n in floats])
+    extra = [n for n in df.columns if n not in schema]
+    return df.select([*schema, *extra])
+
+
+def _fill_arch_id(df: pl.DataFrame) -> pl.DataFrame:
+    """Compute ``arch_id`` from the architecture columns where a row lacks one."""
+    fields = [f for f in arch_fields() if f in df.columns]
+    ids = df["arch_id"].to_list() if "arch_id" in df.columns else [None] * df.height
+    out = []
+    for given, rec in zip(ids, df.select(fields).iter_rows(named=True), strict=True):
+        if given is not None:
+            out.append(given)
+            continue
+        try:
+            out.append(Architecture.from_dict({k: v for k, v in rec.items() if v is not None}).arch_id)
+        except Exception as exc:  # an ArchitectureError names the field
+            raise ConfigError(f"a row has no arch_id and its architecture fields are invalid: {exc}") from None
+    return df.with_columns(pl.Series("arch_id", out, dtype=pl.String()))
+
+
+# ---- reading parts with different schemas -------------------------------------------------------------
+
+
+def _is_int(t: pl.DataType) -> bool:
+    return t.is_integer()
+
+
+def union_schema(schemas: Sequence[Mapping[str, pl.DataType]]) -> dict[str, pl.DataType]:
+    """One schema for parts whose columns differ: base columns first, then extras in first-seen order.
+
+    A column whose type differs between parts becomes Int64 (all integers), Float64 (all numeric) or
+    String (anything else); a column that is null everywhere in one part takes the others' type.
+    """
+    seen: dict[str, list[pl.DataType]] = {}
+    for schema in schemas:
+        for name, dtype in schema.items():
+            seen.setdefault(name, []).append(dtype)
+    base = base_schema()
+    order = [*base, *(n for n in seen if n not in base)]
+    out: dict[str, pl.DataType] = {}
+    for name in order:
+        types = {t for t in seen.get(name, []) if t != pl.Null()}
+        if name in base and (not types or types == {base[name]}):
+            out[name] = base[name]
+        elif not types:
+            out[name] = pl.Null()
+        elif len(types) == 1:
+            out[name] = next(iter(types))
+        elif all(_is_int(t) for t in types):
+            out[name] = pl.Int64()
+        elif all(t.is_numeric() for t in types):
+            out[name] = pl.Float64()
+        else:
+            out[name] = pl.String()
+    return out
+
+
+def conform(lf: pl.LazyFrame, target: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+    """``lf`` with exactly ``target``'s columns and types (absent columns are null)."""
+    have = lf.collect_schema()
+    exprs = []
+    for name, dtype in target.items():
+        if name not in have:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+        elif have[name] != dtype:
+            exprs.append(pl.col(name).cast(dtype, strict=False))
+        else:
+            exprs.append(pl.col(name))
+    return lf.select(exprs)
