@@ -54,7 +54,8 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         with initialize_config_module("archbench.conf", version_base=None):
             cfg = hydra_compose("config", overrides=rest)
     except (HydraException, OmegaConfBaseException) as exc:
-        msg = "; ".join(line.strip() for line in str(exc).strip().splitlines()) or type(exc).__name__
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+        msg = lines[0] + "".join(f"; {line}" for line in lines[1:2] if line.startswith("To append"))
         if "space" in msg and "Could not find" in msg:
             from archbench.search_space import SearchSpace
 

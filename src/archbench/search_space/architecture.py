@@ -188,7 +188,12 @@ class Architecture:
         return cls.from_dict(yaml.safe_load(text))
 
     def replace(self, **changes: Any) -> Architecture:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        An unshared model stays unshared when only ``depth`` changes (unique_layers follows depth).
+        """
+        if "depth" in changes and "unique_layers" not in changes and self.unique_layers == self.depth:
+            changes["unique_layers"] = None
         return dataclasses.replace(self, **changes)
 
     # ---- identity ------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ from archbench.search_space.architecture import Architecture
 # Fields that appear in a constraint together; everything else may be chosen independently.
 COUPLED = ("depth", "unique_layers", "width", "heads", "pos_encoding", "attention", "window", "max_seq_len")
 
+_BUILTIN: dict[str, SearchSpace] = {}
+
 
 def _is_ordinal(choices: Sequence[Any]) -> bool:
     nums = [c for c in choices if isinstance(c, numbers.Real) and not isinstance(c, bool)]
@@ -115,12 +117,14 @@ class SearchSpace:
 
     @classmethod
     def builtin(cls, name: str) -> SearchSpace:
-        """One of the spaces shipped in ``archbench/conf/space``."""
-        names = cls.builtin_names()
-        if name not in names:
-            raise ConfigError(f"unknown space {name!r}; known: {', '.join(names)}")
-        text = (resources.files("archbench") / "conf" / "space" / f"{name}.yaml").read_text()
-        return cls.from_dict(yaml.safe_load(text), name=name)
+        """One of the spaces shipped in ``archbench/conf/space`` (loaded once per process: immutable)."""
+        if name not in _BUILTIN:
+            names = cls.builtin_names()
+            if name not in names:
+                raise ConfigError(f"unknown space {name!r}; known: {', '.join(names)}")
+            text = (resources.files("archbench") / "conf" / "space" / f"{name}.yaml").read_text()
+            _BUILTIN[name] = cls.from_dict(yaml.safe_load(text), name=name)
+        return _BUILTIN[name]
 
     def _check(self) -> None:
         """Fail early, with the field named, if a choice can never be valid."""
