@@ -78,7 +78,7 @@ def hypervolume_table(
                 "missing_objective": part.height - usable.height,
                 "front": front,
                 "hypervolume": hypervolume_of(points, ref_min) if len(points) else None,
-                "ref": ", ".join(f"{v:.6g}" for v in to_minimisation(ref_min[None, :], objectives)[0]),
+                "ref": [float(v) for v in to_minimisation(ref_min[None, :], objectives)[0]],
                 "ref_rule": source,
             }
         )
@@ -88,7 +88,7 @@ def hypervolume_table(
         "missing_objective": pl.Int64(),
         "front": pl.Int64(),
         "hypervolume": pl.Float64(),
-        "ref": pl.String(),
+        "ref": pl.List(pl.Float64()),
         "ref_rule": pl.String(),
     }
     return pl.DataFrame(records, schema=schema)

@@ -1,0 +1,352 @@
+"""``archbench leaderboard ...`` and ``archbench export``: thin wrappers over :class:`archbench.Leaderboard`.
+
+    archbench leaderboard show        [--top K] [--by METRIC[:min|max]] [--columns A,B|all]
+    archbench leaderboard pareto      [--objectives val_loss:min,latency_ms:min] [--all] [--mix-hardware]
+    archbench leaderboard hypervolume [--objectives ...] [--ref V1,V2,...] [--mix-hardware]
+    archbench leaderboard sql         "SELECT ... FROM results WHERE ..."
+    archbench leaderboard plot        --out FILE.png|FILE.html [--objectives A,B[,C...]] [--mix-hardware]
+    archbench leaderboard check       [--fix] [--quick]
+    archbench leaderboard compact     [--small-rows N] [--target-rows N]
+    archbench export ARCH_ID [-o FILE.yaml]
+
+Query verbs take --task, --study, --hardware GLOB (on device_name), --status (default ok; "all" for
+every row) and --format table|csv|json|markdown; all verbs take --root DIR (default
+$ARCHBENCH_LEADERBOARD or runs/leaderboard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from archbench.errors import ConfigError
+
+QUICK_LOOK = ("val_loss", "val_bpb", "val_acc", "latency_ms", "energy_mj", "peak_mem_mb", "params")
+ARCH_LOOK = ("depth", "width", "heads", "attention", "quant")
+
+
+# ---- shared plumbing ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        print(f"archbench: warning: {w.message}", file=sys.stderr)
+
+
+def _open(args: argparse.Namespace, must_exist: bool = True) -> Any:
+    from archbench.leaderboard import ENV_VAR, Leaderboard
+
+    lb = Leaderboard(args.root)
+    if must_exist and not lb.exists():
+        where = "--root" if args.root else f"{ENV_VAR}" if _env_set() else "the default"
+        raise ConfigError(f"no leaderboard at {lb.root} ({where}); point --root or ${ENV_VAR} at one")
+    return lb
+
+
+def _env_set() -> bool:
+    import os
+
+    from archbench.leaderboard import ENV_VAR
+
+    return bool(os.environ.get(ENV_VAR))
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {"task": args.task, "study": args.study, "hardware": args.hardware, "status": args.status}
+
+
+def _checked_filters(lb: Any, args: argparse.Namespace) -> dict[str, Any]:
+    filters = _filters(args)
+    lb.check_filters(**filters)
+    return filters
+
+
+def _select(df: Any, requested: str | None, default: list[str], fmt: str) -> Any:
+    """The columns to print: ``--columns`` if given, else every column for csv/json, else ``default``."""
+    if requested == "all" or (requested is None and fmt in ("csv", "json")):
+        return df
+    if requested is None:
+        return df.select([c for c in dict.fromkeys(default) if c in df.columns])
+    wanted = [c.strip() for c in requested.split(",") if c.strip()]
+    for c in wanted:
+        if c not in df.columns:
+            close = difflib.get_close_matches(c, df.columns, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown column {c!r}{hint}; use --columns all to see every column")
+    return df.select(wanted)
+
+
+def _present(df: Any, names: tuple[str, ...]) -> list[str]:
+    """Those of ``names`` that are columns of ``df`` with at least one value."""
+    return [n for n in names if n in df.columns and df[n].null_count() < df.height]
+
+
+def _emit(df: Any, args: argparse.Namespace, title: str) -> None:
+    from archbench.leaderboard.render import render
+
+    render(df, args.format, title=title)
+    if df.height == 0:
+        print(f"archbench: no rows match ({title})", file=sys.stderr)
+
+
+def _describe(args: argparse.Namespace) -> str:
+    from archbench.leaderboard import Filters
+
+    return Filters.make(**_filters(args)).describe()
+
+
+# ---- verbs --------------------------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from archbench.leaderboard import Objective
+
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        df = lb.top(args.top or None, by=args.by, **filters)
+    by = [Objective.parse(args.by).name] if args.by else []
+    extra = ["error"] if args.status != "ok" else []
+    default = ["arch_id", "study", "trial", "task", "device_name", "status", *ARCH_LOOK, *by]
+    default += _present(df, QUICK_LOOK) + extra
+    order = f"top {args.top} by {args.by}" if args.by else f"latest {args.top or 'all'}"
+    _emit(_select(df, args.columns, default, args.format), args, f"{order}: {_describe(args)}")
+    return 0
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from archbench.leaderboard import parse_objectives
+
+    objs = parse_objectives(args.objectives, minimum=2)
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        df = lb.pareto(objs, mix_hardware=args.mix_hardware, all_rows=args.all, **filters)
+    rank = ["pareto_rank", "pareto_front"] if args.all else ["pareto_rank"]
+    default = ["arch_id", "study", "task", "device_name", *ARCH_LOOK, *(o.name for o in objs), *rank]
+    what = "all rows ranked" if args.all else "Pareto front"
+    scope = "per task (hardware mixed)" if args.mix_hardware else "per task and device"
+    title = f"{what} of {', '.join(map(str, objs))}, {scope}: {_describe(args)}"
+    _emit(_select(df, args.columns, default, args.format), args, title)
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers, e.g. 4.0,20") from None
+
+
+def cmd_hypervolume(args: argparse.Namespace) -> int:
+    from archbench.leaderboard import parse_objectives
+
+    objs = parse_objectives(args.objectives, minimum=1)
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        df = lb.hypervolume(objs, ref=args.ref, mix_hardware=args.mix_hardware, **filters)
+    _emit(df, args, f"hypervolume of {', '.join(map(str, objs))}: {_describe(args)}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        df = lb.sql(args.query, **filters)
+    _emit(df, args, f"sql: {_describe(args)}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from archbench.leaderboard import parse_objectives
+
+    objs = parse_objectives(args.objectives, minimum=2)
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        path = lb.plot(args.out, objs, mix_hardware=args.mix_hardware, **filters)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from archbench.leaderboard.render import render
+
+    lb = _open(args)
+    report = lb.check(deep=not args.quick)
+    print(
+        f"{report.root}: {len(report.good)} good parts, {report.rows:,} rows; {len(report.bad)} bad parts; "
+        f"{len(report.superseded)} superseded parts; {len(report.temp_files)} temporary files"
+    )
+    if report.bad:
+        table = pl.DataFrame(
+            {
+                "part": [p.name for p in report.bad],
+                "rows": [p.rows for p in report.bad],
+                "problem": [p.problem for p in report.bad],
+            },
+            schema={"part": pl.String(), "rows": pl.Int64(), "problem": pl.String()},
+        )
+        render(table, args.format, title="bad parts (skipped by readers)")
+    if args.fix:
+        fixed = lb.fix(report)
+        print(
+            f"fixed: moved {len(fixed.quarantined)} bad parts to {lb.root / 'quarantine'}, removed "
+            f"{len(fixed.removed_superseded)} superseded parts and {len(fixed.removed_temp)} stale temporary files"
+        )
+        return 0
+    if report.bad:
+        print(
+            "archbench: the good rows stay readable; `archbench leaderboard check --fix` moves bad parts aside",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    lb = _open(args)
+    with _warnings_to_stderr():
+        rep = lb.compact(small_rows=args.small_rows, target_rows=args.target_rows)
+    if not rep.new_parts:
+        print(f"nothing to compact ({rep.parts_before} parts)")
+    else:
+        print(
+            f"merged {rep.merged_parts} parts ({rep.rows:,} rows) into {len(rep.new_parts)}; "
+            f"parts: {rep.parts_before} -> {rep.parts_after}"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    lb = _open(args)
+    with _warnings_to_stderr():
+        text = lb.export(args.arch_id, args.output, **_filters(args))
+    if args.output:
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (all) or more")
+    return value
+
+
+def _root(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--root", metavar="DIR", help="leaderboard directory (default $ARCHBENCH_LEADERBOARD or runs/leaderboard)"
+    )
+
+
+def _query_args(p: argparse.ArgumentParser, fmt: bool = True) -> None:
+    _root(p)
+    p.add_argument("--task", help="only these tasks (comma-separated)")
+    p.add_argument("--study", help="only these studies (comma-separated)")
+    p.add_argument("--hardware", metavar="GLOB", help='device_name glob, case-insensitive (e.g. "NVIDIA H100*")')
+    p.add_argument("--status", default="ok", help="statuses to include, comma-separated, or all (default ok)")
+    if fmt:
+        p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table", help="output format")
+
+
+def _objectives(p: argparse.ArgumentParser) -> None:
+    from archbench.leaderboard.objectives import DEFAULT_OBJECTIVES
+
+    p.add_argument(
+        "--objectives", default=DEFAULT_OBJECTIVES, help=f"NAME[:min|max],... (default {DEFAULT_OBJECTIVES})"
+    )
+    p.add_argument("--mix-hardware", action="store_true", help="one front per task across devices (not comparable!)")
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``leaderboard`` (with its verbs) and ``export`` on the top-level subparsers."""
+    lb = sub.add_parser("leaderboard", help="query, plot and maintain the results leaderboard")
+    verbs = lb.add_subparsers(dest="leaderboard_command", required=True, metavar="ACTION")
+
+    show = verbs.add_parser("show", help="the best (or latest) rows")
+    _query_args(show)
+    show.add_argument("--top", type=_nonnegative, default=20, metavar="K", help="how many rows (default 20; 0 = all)")
+    show.add_argument(
+        "--by", metavar="METRIC", help="rank by this metric (NAME or NAME:min|max); default: latest first"
+    )
+    show.add_argument("--columns", help="comma-separated columns to print, or all")
+    show.set_defaults(func=cmd_show)
+
+    pareto = verbs.add_parser("pareto", help="the non-dominated rows per task and device")
+    _query_args(pareto)
+    _objectives(pareto)
+    pareto.add_argument("--all", action="store_true", help="every row, with its Pareto rank (0 = front)")
+    pareto.add_argument("--columns", help="comma-separated columns to print, or all")
+    pareto.set_defaults(func=cmd_pareto)
+
+    hv = verbs.add_parser("hypervolume", help="hypervolume of each front (pymoo)")
+    _query_args(hv)
+    _objectives(hv)
+    hv.add_argument(
+        "--ref", type=_floats, metavar="V1,V2,...", help="reference point (default: worst value + 10%% of the range)"
+    )
+    hv.set_defaults(func=cmd_hypervolume)
+
+    sql = verbs.add_parser("sql", help="a read-only SQL query over the table `results`")
+    sql.add_argument("query", help='e.g. "SELECT arch_id, val_loss FROM results WHERE depth > 8"')
+    _query_args(sql)
+    sql.set_defaults(func=cmd_sql)
+
+    plot = verbs.add_parser("plot", help="scatter of all rows with the fronts drawn (pair grid for 3+ objectives)")
+    _query_args(plot, fmt=False)
+    _objectives(plot)
+    plot.add_argument("--out", required=True, metavar="FILE", help="FILE.png, .svg, .pdf or .html")
+    plot.set_defaults(func=cmd_plot)
+
+    check = verbs.add_parser("check", help="verify every part; name the bad ones")
+    _root(check)
+    check.add_argument("--quick", action="store_true", help="read footers only, not every data page")
+    check.add_argument(
+        "--fix", action="store_true", help="move bad parts to quarantine/, drop leftovers of interrupted writes"
+    )
+    check.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    check.set_defaults(func=cmd_check)
+
+    compact = verbs.add_parser("compact", help="merge small parts into big ones (atomic, loses nothing)")
+    _root(compact)
+    compact.add_argument("--small-rows", type=_positive, default=100_000, help="merge parts below this many rows")
+    compact.add_argument("--target-rows", type=_positive, default=1_000_000, help="rows per merged part at most")
+    compact.set_defaults(func=cmd_compact)
+
+    export = sub.add_parser("export", help="write a leaderboard architecture as a runnable config")
+    export.add_argument("arch_id", help="arch id or a unique prefix of it")
+    export.add_argument("-o", "--output", metavar="FILE.yaml", help="write here (default: stdout)")
+    _query_args(export, fmt=False)
+    export.set_defaults(func=cmd_export)
