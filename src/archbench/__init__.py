@@ -8,6 +8,7 @@ model = archbench.build(arch)
 from __future__ import annotations
 
 from archbench.errors import ArchbenchError, ArchitectureError, ConfigError, UnknownNameError
+from archbench.leaderboard import Leaderboard
 from archbench.search_space import (
     ATTENTION,
     RESIDUALS,
@@ -29,6 +30,7 @@ __all__ = [
     "Architecture",
     "ArchitectureError",
     "ConfigError",
+    "Leaderboard",
     "SearchSpace",
     "UnknownNameError",
     "__version__",
