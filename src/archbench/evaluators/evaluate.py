@@ -1,0 +1,206 @@
+"""``evaluate(arch, task, budget) -> TrialResult``: train briefly, score, quantize, score again, measure.
+
+Every outcome is a :class:`~archbench.trial.TrialResult`, never an exception, once the call's own
+settings are valid (an unknown task or a malformed budget is the caller's error and raises
+:class:`~archbench.errors.ConfigError` / ``UnknownNameError`` at once):
+
+* ``unsupported``: the device cannot run the architecture's ``quant`` (decided before training), or
+  quantization failed after training (the float metrics are kept);
+* ``diverged``: a non-finite or exploding loss ended training early, or the validation loss is not finite;
+* ``oom``: CUDA (or host) out of memory; memory is freed before returning;
+* ``failed``: any other exception, recorded as ``Type: message``;
+* ``ok``: quality, quantized quality, training cost, and the cost metrics of ``archbench.latency``.
+
+A metric that could not be obtained is None with its reason in ``null_reasons``.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from archbench.evaluators import measurement
+from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
+from archbench.evaluators.measurement import Measured, fingerprint, not_measured, one_line
+from archbench.evaluators.quality import validate
+from archbench.evaluators.task import Task, get_task
+from archbench.evaluators.trainer import TrainConfig, train
+from archbench.search_space.architecture import Architecture
+from archbench.search_space.quantize import quantize, unsupported_reason
+from archbench.trial import TrialResult, utc_now
+
+
+@dataclass
+class _Outcome:
+    """Mutable scratch record of one run (turned into the frozen TrialResult at the end)."""
+
+    status: str = "ok"
+    reason: str = ""
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    null_reasons: dict[str, str] = field(default_factory=dict)
+    deployed: nn.Module | None = None
+
+    def null(self, names: tuple[str, ...] | list[str], reason: str) -> None:
+        for name in names:
+            if self.metrics.get(name) is None:
+                self.metrics[name] = None
+                self.null_reasons[name] = reason
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device``, or the first CUDA GPU when there is one, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _quant_names(task: Task) -> tuple[str, ...]:
+    return tuple(f"{m}_quant" for m in task.metric_names)
+
+
+def _finite(metrics: Mapping[str, float]) -> bool:
+    return all(math.isfinite(v) for v in metrics.values())
+
+
+def _run(
+    arch: Architecture, task: Task, budget: Budget, config: TrainConfig, seed: int, device: torch.device
+) -> _Outcome:
+    """Train, validate, quantize and validate again; exceptions propagate to :func:`evaluate`."""
+    out = _Outcome()
+    batch_size = config.batch_size or task.batch_size
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the caller's global RNG state is left as it was
+        torch.manual_seed(seed)
+        data = task.prepare(arch)
+        model = task.build(arch).to(device)
+        generator = torch.Generator().manual_seed(seed)
+        trained = train(model, data, budget, config, batch_size=batch_size, generator=generator, device=device)
+    out.metrics["train_time_s"] = trained.seconds
+    out.metrics["train_tokens_per_s"] = trained.tokens_per_s
+    if trained.tokens_per_s is None:
+        out.null(["train_tokens_per_s"], "no training time elapsed")
+    quality_names = list(task.metric_names) + list(_quant_names(task))
+    if trained.diverged:
+        out.status, out.reason = "diverged", trained.diverged
+        out.null(quality_names, f"diverged: {trained.diverged}")
+        return out
+    float_metrics = validate(model, task, data, device, batch_size)
+    if not _finite(float_metrics):
+        out.status, out.reason = "diverged", f"validation loss is {float_metrics['val_loss']} after training"
+        out.null(quality_names, f"diverged: {out.reason}")
+        return out
+    out.metrics.update(float_metrics)
+    if arch.quant == "fp32":  # the deployed model is the float model: same numbers, not recomputed
+        out.metrics.update({f"{k}_quant": v for k, v in float_metrics.items()})
+        out.deployed = model
+        return out
+    quantized = quantize(model, arch.quant, device)
+    del model
+    if not quantized.ok:
+        out.status, out.reason = "unsupported", quantized.reason
+        out.null(_quant_names(task), f"unsupported: {quantized.reason}")
+        return out
+    quant_metrics = validate(quantized.model, task, data, device, batch_size)
+    if not _finite(quant_metrics):
+        out.status = "diverged"
+        out.reason = f"{arch.quant} model: validation loss is {quant_metrics['val_loss']} (the float model's is finite)"
+        out.null(_quant_names(task), out.reason)
+        return out
+    out.metrics.update({f"{k}_quant": v for k, v in quant_metrics.items()})
+    out.deployed = quantized.model
+    return out
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def evaluate(
+    arch: Architecture | Mapping[str, Any],
+    task: str | Task = "charlm",
+    budget: str | Budget = DEFAULT_BUDGET,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    study: str = "",
+    trial: int | None = None,
+    measure: bool = True,
+    config: TrainConfig | None = None,
+) -> TrialResult:
+    """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
+
+    ``measure=False`` skips ``archbench.latency`` (its metrics are None with the reason
+    ``"not measured: measure=False"``). ``config`` holds the optimiser settings (default
+    :class:`TrainConfig`).
+    """
+    started = utc_now()
+    if not isinstance(arch, Architecture):
+        arch = Architecture.from_dict(arch)
+    task_obj = get_task(task)
+    budget_obj = Budget.parse(budget)
+    config = config or TrainConfig()
+    dev = resolve_device(device)
+    all_quality = (*task_obj.metric_names, *_quant_names(task_obj), "train_time_s", "train_tokens_per_s")
+
+    reason = unsupported_reason(arch.quant, dev)
+    if reason is not None:
+        out = _Outcome("unsupported", f"quant {arch.quant}: {reason}")
+        out.null(all_quality, f"not trained: {out.reason}")
+        measured = not_measured(f"not measured: {out.reason}", fingerprint(dev))
+        return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev)
+
+    try:
+        out = _run(arch, task_obj, budget_obj, config, seed, dev)
+    except torch.OutOfMemoryError as exc:
+        out = _Outcome("oom", f"CUDA out of memory: {one_line(exc)}")
+    except MemoryError as exc:
+        out = _Outcome("oom", f"host out of memory: {one_line(exc)}")
+    except Exception as exc:
+        out = _Outcome("failed", one_line(exc))
+    if out.status == "oom":
+        _free_memory()  # the failed run's tensors died with its frames; hand the cache back
+    out.null(all_quality, f"{out.status}: {out.reason}")
+
+    measured = measurement.measure(out.deployed, arch, dev, measure, why_not=f"status {out.status}")
+    out.deployed = None
+    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev)
+
+
+def _result(
+    arch: Architecture,
+    task: Task,
+    budget: Budget,
+    seed: int,
+    study: str,
+    trial: int | None,
+    started: str,
+    out: _Outcome,
+    measured: Measured,
+    device: torch.device,
+) -> TrialResult:
+    metrics = {**out.metrics, **measured.metrics}
+    null_reasons = {**out.null_reasons, **measured.null_reasons}
+    null_reasons = {k: v for k, v in null_reasons.items() if metrics.get(k) is None}
+    hardware = dict(measured.hardware) or {"device_kind": device.type}
+    return TrialResult(
+        arch=arch,
+        task=task.name,
+        status=out.status,
+        reason=out.reason,
+        study=study,
+        trial=trial,
+        budget=str(budget),
+        seed=seed,
+        metrics=metrics,
+        null_reasons=null_reasons,
+        hardware=hardware,
+        started_at=started,
+    )

@@ -1,0 +1,120 @@
+"""The task interface and registry: what data a model trains on, how it is scored, which metrics it has.
+
+A task is a frozen dataclass (its fields are its settings) registered in :data:`TASKS`. Given an
+architecture, :meth:`Task.prepare` returns a :class:`TaskData` that yields seeded training batches and
+a fixed validation set. Targets equal to :data:`IGNORE` are not scored, so language modelling
+(``y`` shaped like ``x``) and classification (``y`` one label per example) share one loss.
+
+A user task::
+
+    @TASKS.register("mytask")
+    @dataclass(frozen=True)
+    class MyTask(Task):
+        name: ClassVar[str] = "mytask"
+        def prepare(self, arch): ...
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from archbench.errors import ConfigError
+from archbench.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+    from archbench.search_space.architecture import Architecture
+
+IGNORE = -100  # target value that is not scored (torch's cross_entropy ignore_index)
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Inputs ``x`` (token ids) and targets ``y`` (token or class ids; :data:`IGNORE` = not scored)."""
+
+    x: Tensor
+    y: Tensor
+
+    @property
+    def tokens(self) -> int:
+        """Input tokens in the batch (what training throughput counts)."""
+        return int(self.x.numel())
+
+
+class TaskData(ABC):
+    """A task's data bound to one architecture's sequence length and vocabulary."""
+
+    seq_len: int
+
+    @abstractmethod
+    def train_batch(self, generator: torch.Generator, batch_size: int) -> Batch:
+        """A random training batch drawn with ``generator`` (so a seed fixes the whole stream)."""
+
+    @abstractmethod
+    def val_batches(self, batch_size: int) -> Iterator[Batch]:
+        """The fixed validation set, in a fixed order; never drawn from the training data."""
+
+
+@dataclass(frozen=True)
+class Task(ABC):
+    """A task: data, loss and metrics. Subclasses are frozen dataclasses registered in :data:`TASKS`."""
+
+    name: ClassVar[str] = ""
+    metric_names: ClassVar[tuple[str, ...]] = ("val_loss", "val_acc")  # quality metrics it reports
+    num_classes: ClassVar[int | None] = None  # None: causal decoder LM; K: encoder classifier
+
+    batch_size: int = 32
+
+    def build(self, arch: Architecture) -> nn.Module:
+        """The model this task trains for ``arch`` (a decoder LM or an encoder classifier)."""
+        from archbench.search_space import build
+
+        return build(arch, num_classes=self.num_classes)
+
+    @abstractmethod
+    def prepare(self, arch: Architecture) -> TaskData:
+        """The data for ``arch``; raises ConfigError when the architecture cannot do this task."""
+
+    def summarize(self, loss_sum: float, correct: int, count: int) -> dict[str, float]:
+        """Quality metrics from the summed validation loss (nats), correct predictions and scored targets."""
+        out = {"val_loss": loss_sum / count, "val_acc": correct / count}
+        return {k: v for k, v in out.items() if k in self.metric_names}
+
+    def describe(self) -> str:
+        """``name(setting=value, ...)`` for logs and results."""
+        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"{self.name}({args})"
+
+
+def get_task(task: str | Task, **settings: Any) -> Task:
+    """A task instance from its registered name (with settings) or an instance (returned as is)."""
+    if isinstance(task, Task):
+        if settings:
+            raise ConfigError("settings are given with a task name, not with a Task instance")
+        return task
+    cls = TASKS.get(task)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise ConfigError(f"task {task}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return cls(**settings)
+
+
+def seq_len_for(arch: Architecture, wanted: int | None, task: str) -> int:
+    """The sequence length a task uses: ``wanted`` (or the architecture's ``max_seq_len``), checked."""
+    seq_len = arch.max_seq_len if wanted is None else wanted
+    if seq_len > arch.max_seq_len:
+        raise ConfigError(f"task {task}: seq_len={seq_len} exceeds the architecture's max_seq_len={arch.max_seq_len}")
+    return seq_len
+
+
+def bits_per_byte(nats_per_byte: float) -> float:
+    return nats_per_byte / math.log(2)
