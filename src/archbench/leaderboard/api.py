@@ -14,9 +14,10 @@ row). Storage contract: see :mod:`archbench.leaderboard.store` (atomic, durable,
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -26,11 +27,12 @@ from archbench.leaderboard.filters import Filters
 from archbench.leaderboard.objectives import DEFAULT_OBJECTIVES, Objective, check_columns, parse_objectives
 from archbench.leaderboard.pareto import annotate, group_columns
 from archbench.leaderboard.schema import canonicalize
-from archbench.leaderboard.store import Store
+from archbench.leaderboard.store import LeaderboardWarning, Store
 
 ENV_VAR = "ARCHBENCH_LEADERBOARD"
 DEFAULT_ROOT = "runs/leaderboard"
 
+T = TypeVar("T")
 ObjectivesArg = str | Sequence[str | Objective | tuple[str, str]]
 
 
@@ -85,6 +87,24 @@ class Leaderboard:
         """Merge small parts into bigger ones, atomically and losing nothing."""
         return maintenance.compact(self._store, small_rows=small_rows, target_rows=target_rows)
 
+    def _robust(self, run: Callable[[], T]) -> T:
+        """``run()``; if reading fails on a part whose footer looked fine, set the damaged parts aside
+        (with a warning) and run again, so one bad part never makes the good rows unreadable."""
+        try:
+            return run()
+        except (pl.exceptions.ComputeError, OSError) as exc:
+            damaged = self._store.find_damaged()
+            if not damaged:
+                msg = " ".join(str(exc).split())[:300]
+                raise ConfigError(f"reading the leaderboard failed: {msg}") from None
+        names = ", ".join(p.name for p in damaged)
+        warnings.warn(
+            f"skipped {len(damaged)} damaged part(s) ({names}); run `archbench leaderboard check`",
+            LeaderboardWarning,
+            stacklevel=3,
+        )
+        return run()
+
     # ---- queries ----------------------------------------------------------------------------------
     def query(
         self,
@@ -102,15 +122,19 @@ class Leaderboard:
 
         Rows where ``by`` is null are left out (a missing metric is never ranked).
         """
-        lf = self.query(**filters)
-        if by is None:
-            lf = lf.sort("created_at", descending=True, nulls_last=True)
-        else:
-            obj = Objective.parse(by)
-            check_columns([obj], lf.collect_schema(), what="metric")
-            lf = lf.filter(pl.col(obj.name).is_not_null() & pl.col(obj.name).is_not_nan())
-            lf = lf.sort(obj.name, descending=obj.maximise, nulls_last=True)
-        return (lf.head(k) if k else lf).collect()
+
+        def run() -> pl.DataFrame:
+            lf = self.query(**filters)
+            if by is None:
+                lf = lf.sort("created_at", descending=True, nulls_last=True)
+            else:
+                obj = Objective.parse(by)
+                check_columns([obj], lf.collect_schema(), what="metric")
+                lf = lf.filter(pl.col(obj.name).is_not_null() & pl.col(obj.name).is_not_nan())
+                lf = lf.sort(obj.name, descending=obj.maximise, nulls_last=True)
+            return (lf.head(k) if k else lf).collect()
+
+        return self._robust(run)
 
     def pareto(
         self,
@@ -128,7 +152,8 @@ class Leaderboard:
         objs = parse_objectives(objectives, minimum=2)
         lf = self.query(**filters)
         check_columns(objs, lf.collect_schema())
-        df = annotate(lf.collect(), objs, mix_hardware=mix_hardware, rank=all_rows)
+        rows = self._robust(lambda: self.query(**filters).collect())
+        df = annotate(rows, objs, mix_hardware=mix_hardware, rank=all_rows)
         order = [*group_columns(mix_hardware), *(o.name for o in objs)]
         desc = [False] * (len(order) - len(objs)) + [o.maximise for o in objs]
         if all_rows:
@@ -151,13 +176,14 @@ class Leaderboard:
         lf = self.query(**filters)
         check_columns(objs, lf.collect_schema())
         cols = [*group_columns(mix_hardware), *(o.name for o in objs)]
-        return hypervolume_table(lf.select(cols).collect(), objs, ref=ref, mix_hardware=mix_hardware)
+        df = self._robust(lambda: self.query(**filters).select(cols).collect())
+        return hypervolume_table(df, objs, ref=ref, mix_hardware=mix_hardware)
 
     def sql(self, query: str, **filters: Any) -> pl.DataFrame:
         """Run a read-only SELECT/WITH ``query``; the filtered rows are the table ``results``."""
         from archbench.leaderboard.sql import run_sql
 
-        return run_sql(self.query(**filters), query)
+        return self._robust(lambda: run_sql(self.query(**filters), query))
 
     def plot(self, out: str | os.PathLike[str], objectives: ObjectivesArg = DEFAULT_OBJECTIVES, **kwargs: Any) -> Path:
         """Scatter of every row with each device's front drawn; a pair grid for 3+ objectives. PNG or HTML."""
@@ -167,7 +193,8 @@ class Leaderboard:
         objs = parse_objectives(objectives, minimum=2)
         lf = self.query(**kwargs)
         check_columns(objs, lf.collect_schema())
-        return plot_front(lf.collect(), objs, Path(out), mix_hardware=mix, source=str(self.root))
+        df = self._robust(lambda: self.query(**kwargs).collect())
+        return plot_front(df, objs, Path(out), mix_hardware=mix, source=str(self.root))
 
     def export(self, arch_id: str, path: str | os.PathLike[str] | None = None, **filters: Any) -> str:
         """The config YAML of ``arch_id`` (a unique prefix will do) with its latest row's provenance.
@@ -177,7 +204,7 @@ class Leaderboard:
         """
         from archbench.leaderboard.export import export_config, resolve_arch_id
 
-        full = resolve_arch_id(self.scan(), arch_id)
+        full = self._robust(lambda: resolve_arch_id(self.scan(), arch_id))
         rows = self.query(**filters).filter(pl.col("arch_id") == full).collect()
         if rows.height == 0:
             statuses = self.scan().filter(pl.col("arch_id") == full).select("status").unique().collect()
@@ -191,5 +218,5 @@ class Leaderboard:
     def check_filters(self, **filters: Any) -> Filters:
         """Parse ``filters`` and refuse a task, study or hardware glob that matches no row at all."""
         f = Filters.make(**filters)
-        f.check_known(self.scan())
+        self._robust(lambda: f.check_known(self.scan()))
         return f

@@ -46,7 +46,7 @@ class CompactReport:
     parts_after: int
 
 
-def _deep_problem(info: PartInfo) -> str | None:
+def deep_problem(info: PartInfo) -> str | None:
     """Read every page of a part; return why it fails, or None."""
     try:
         df = pl.read_parquet(info.path, hive_partitioning=False)
@@ -65,7 +65,7 @@ def check(store: Store, deep: bool = True) -> CheckReport:
     good, bad = [], []
     for p in parts:
         if p.ok and deep:
-            problem = _deep_problem(p)
+            problem = deep_problem(p)
             if problem is not None:
                 p = PartInfo(p.name, p.path, p.size, p.rows, p.version, p.replaces, problem, p.schema_key)
         (good if p.ok else bad).append(p)

@@ -33,6 +33,8 @@ def run_sql(lf: pl.LazyFrame, query: str) -> pl.DataFrame:
     try:
         out = ctx.execute(text, eager=False)
         return out.collect() if isinstance(out, pl.LazyFrame) else out
+    except pl.exceptions.ComputeError:
+        raise  # may be a damaged part: the caller decides
     except (pl.exceptions.PolarsError, ValueError, TypeError) as exc:
         msg = " ".join(str(exc).split()).split(" Resolved plan")[0][:400] or type(exc).__name__
         raise ConfigError(f"SQL error: {msg}") from None

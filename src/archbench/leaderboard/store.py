@@ -21,6 +21,7 @@ Contract (safe for many processes on many machines sharing ROOT, e.g. over NFS):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -144,6 +145,8 @@ class Store:
 
     root: Path
     _cache: dict[tuple[str, int, int], PartInfo] = field(default_factory=dict, repr=False)
+    # Parts whose footer is fine but whose data failed to read in this process: name -> problem.
+    _damaged: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def parts_dir(self) -> Path:
@@ -195,6 +198,8 @@ class Store:
                 except FileNotFoundError:
                     continue
                 self._cache[key] = info
+            if info.ok and info.name in self._damaged:
+                info = dataclasses.replace(info, problem=self._damaged[info.name])
             out.append(info)
         out.sort(key=lambda p: p.name)
         return out
@@ -239,6 +244,18 @@ class Store:
             return pl.LazyFrame(schema=base_schema())
         target = union_schema([f.collect_schema() for f in frames])
         return pl.concat([conform(f, target) for f in frames], how="vertical")
+
+    def find_damaged(self) -> list[PartInfo]:
+        """Read every visible part's data; remember (and return) those that fail, so readers skip them."""
+        from archbench.leaderboard.maintenance import deep_problem
+
+        found = []
+        for p in self.visible_parts(warn=False):
+            problem = deep_problem(p)
+            if problem is not None:
+                self._damaged[p.name] = problem
+                found.append(dataclasses.replace(p, problem=problem))
+        return found
 
     def lock_path(self) -> Path:
         return self.root / LOCK_NAME
