@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -32,9 +32,7 @@ def peak_cpu_alloc_bytes(fn: Callable[[], object]) -> int:
     """Peak of (allocated - freed) CPU tensor bytes during one ``fn()`` call, from the profiler's events."""
     from torch.profiler import ProfilerActivity, profile
 
-    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # kineto's start/stop chatter on stderr
-    quiet = contextlib.redirect_stdout(io.StringIO())
-    with quiet, profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if _is_cpu_memory(e)]
     live = peak = 0
@@ -42,6 +40,20 @@ def peak_cpu_alloc_bytes(fn: Callable[[], object]) -> int:
         live += nbytes
         peak = max(peak, live)
     return peak
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Kineto prints start/stop lines from C++ straight to fd 2; send fd 2 to /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _is_cpu_memory(event: object) -> bool:

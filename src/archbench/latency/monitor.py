@@ -29,7 +29,7 @@ class WindowResult:
     energy_j: float | None
     energy_source: str | None  # "counter" | "power_samples" | None
     energy_reason: str  # why energy_j is None ("" when measured)
-    sampled_energy_j: float | None  # trapezoid integral of the power samples (cross-check of the counter)
+    sampled_energy_j: float | None  # mean power of the samples (trapezoid rule) x duration: the counter's cross-check
     avg_power_w: float | None
     power_samples: int
     sm_clock_mhz_min: int | None
@@ -145,7 +145,10 @@ class Monitor:
     def _result(
         self, name: str, duration: float, energy0: int | None, energy1: int | None, sampler: _Sampler | None
     ) -> WindowResult:
-        sampled = integrate(sampler.power) if sampler is not None else None
+        sampled = None
+        if sampler is not None and (integral := integrate(sampler.power)) is not None:
+            span = sampler.power[-1][0] - sampler.power[0][0]  # samples bracket the window: scale to it
+            sampled = integral / span * duration if span > 0 else None
         energy, source, reason = None, None, ""
         if not self.gpu.available:
             reason = f"no GPU energy reading on this machine: {self.gpu.reason}"

@@ -1,0 +1,130 @@
+"""``archbench measure ARCH.yaml``: latency, energy, memory and cost of one architecture on this machine.
+
+    archbench measure my_arch.yaml [--device cpu|cuda] [--batch B] [--seq S] [--format table|json]
+
+The model is built from the config, put in its deployed precision (the architecture's ``quant``) and
+measured with :func:`archbench.latency.measure_model` on random token ids (prefill of ``B x S``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from archbench.errors import ConfigError
+
+UNITS = {
+    "latency_ms": "ms",
+    "latency_p90_ms": "ms",
+    "latency_iqr_ms": "ms",
+    "energy_mj": "mJ",
+    "energy_above_idle_mj": "mJ",
+    "avg_power_w": "W",
+    "peak_mem_mb": "MiB",
+    "model_bytes": "B",
+}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{value} must be a positive number")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("measure", help="measure latency, energy, memory, FLOPs and size of one architecture")
+    p.add_argument("file", help="architecture YAML (as written by `archbench export`)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
+    p.add_argument("--seq", type=_positive, default=None, help="sequence length (default: the arch's max_seq_len)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    p.add_argument("--classes", type=_positive, default=None, help="measure the encoder classifier with K classes")
+    p.add_argument("--cv-target", type=_positive_float, default=0.02, help="stop repeating below this CV (0.02)")
+    p.add_argument("--time-cap", type=_positive_float, default=10.0, help="seconds of timed repetition at most (10)")
+    p.add_argument("--energy-window", type=_positive_float, default=2.0, help="seconds of the energy window (2)")
+    p.add_argument("--no-energy", action="store_true", help="skip the energy window")
+    p.add_argument("--flush-l2", action="store_true", help="flush the GPU's L2 before every timed call")
+    p.add_argument("--cuda-graph", action="store_true", help="replay the forward from a captured CUDA graph")
+    p.add_argument("--compile", action="store_true", help="time torch.compile(model) instead of eager")
+    p.set_defaults(func=cmd_measure)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from archbench.latency import StopRule, measure_model
+    from archbench.search_space import build, load_arch
+    from archbench.search_space.quantize import quantize
+
+    arch = load_arch(args.file)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA GPU on this machine (use --device cpu)")
+    if args.seq is not None and args.seq > arch.max_seq_len:
+        raise ConfigError(f"--seq {args.seq} exceeds the architecture's max_seq_len={arch.max_seq_len}")
+    model = build(arch, num_classes=args.classes).to(device).eval()
+    deployed = quantize(model, arch.quant, device, copy_model=False)
+    if not deployed.ok or deployed.model is None:
+        raise ConfigError(f"quant {arch.quant} cannot run on {device}: {deployed.reason}")
+    rule = StopRule(cv_target=args.cv_target, time_cap_s=args.time_cap)
+    result = measure_model(
+        deployed.model,
+        arch=arch,
+        device=device,
+        batch=args.batch,
+        seq_len=args.seq,
+        rule=rule,
+        energy=not args.no_energy,
+        energy_window_s=args.energy_window,
+        flush_l2=args.flush_l2,
+        cuda_graph=args.cuda_graph,
+        compile=args.compile,
+    )
+    record = {"arch_id": arch.arch_id, "batch": args.batch, "seq_len": args.seq or arch.max_seq_len}
+    record.update(result.to_dict())
+    if args.format == "json":
+        print(json.dumps(record, default=str))
+    else:
+        _print_table(record, result.metrics, result.null_reasons)
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _print_table(record: dict[str, Any], metrics: Any, reasons: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"archbench measure {record['arch_id']}  batch={record['batch']} seq={record['seq_len']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("note")
+    for key, value in metrics.items():
+        shown = "null" if value is None else f"{_fmt(value)} {UNITS.get(key, '')}".strip()
+        table.add_row(key, shown, reasons.get(key, ""))
+    console.print(table)
+    keys = ("device_name", "device_kind", "torch_threads", "timing_method", "exec_mode", "flex_compiled")
+    console.print("  ".join(f"{k}={record.get(k)}" for k in keys))
