@@ -88,15 +88,21 @@ class Leaderboard:
         return maintenance.compact(self._store, small_rows=small_rows, target_rows=target_rows)
 
     def _robust(self, run: Callable[[], T]) -> T:
-        """``run()``; if reading fails on a part whose footer looked fine, set the damaged parts aside
-        (with a warning) and run again, so one bad part never makes the good rows unreadable."""
-        try:
-            return run()
-        except (pl.exceptions.ComputeError, OSError) as exc:
-            damaged = self._store.find_damaged()
-            if not damaged:
-                msg = " ".join(str(exc).split())[:300]
-                raise ConfigError(f"reading the leaderboard failed: {msg}") from None
+        """``run()``, made robust to what other processes and disks do to the parts meanwhile.
+
+        A compaction may delete parts between listing and reading: the first retry lists afresh. A part
+        whose footer is fine but whose data is damaged is set aside (with a warning) and the query run
+        again, so one bad part never makes the good rows unreadable.
+        """
+        for _ in range(2):
+            try:
+                return run()
+            except (pl.exceptions.ComputeError, OSError) as exc:
+                error = exc
+        damaged = self._store.find_damaged()
+        if not damaged:
+            msg = " ".join(str(error).split())[:300]
+            raise ConfigError(f"reading the leaderboard failed: {msg}") from None
         names = ", ".join(p.name for p in damaged)
         warnings.warn(
             f"skipped {len(damaged)} damaged part(s) ({names}); run `archbench leaderboard check`",
