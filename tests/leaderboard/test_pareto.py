@@ -144,3 +144,19 @@ def test_lb_pareto_front_and_all_rows(filled) -> None:
         filled.pareto(["val_los", "latency_ms"])
     with pytest.raises(ConfigError, match="not numeric"):
         filled.pareto(["val_loss", "device_name"])
+
+
+def test_front_rows_are_whole_rows_even_without_a_device_name(lb) -> None:
+    base = {"task": "t", "status": "ok", "arch_id": "a"}
+    lb.append(
+        [
+            {**base, "trial": 0, "val_loss": 1.0, "latency_ms": 2.0, "depth": 6},  # no device_name
+            {**base, "trial": 1, "val_loss": 1.0, "latency_ms": 3.0, "depth": 2},  # same loss, dominated
+            {**base, "trial": 2, "val_loss": 0.5, "latency_ms": 9.0, "depth": 8},
+            {**base, "trial": 3, "val_loss": 0.5, "latency_ms": 9.0, "depth": 8},  # duplicate of a front point
+            {**base, "trial": 4, "val_loss": 0.1, "latency_ms": None},  # not comparable
+        ]
+    )
+    front = lb.pareto(["val_loss", "latency_ms"])
+    assert sorted(front["trial"].to_list()) == [0, 2, 3]
+    assert front.filter(pl.col("trial") == 0)["depth"].item() == 6 and front["device_name"].null_count() == 3

@@ -158,13 +158,24 @@ class Leaderboard:
         objs = parse_objectives(objectives, minimum=2)
         lf = self.query(**filters)
         check_columns(objs, lf.collect_schema())
-        rows = self._robust(lambda: self.query(**filters).collect())
-        df = annotate(rows, objs, mix_hardware=mix_hardware, rank=all_rows)
-        order = [*group_columns(mix_hardware), *(o.name for o in objs)]
-        desc = [False] * (len(order) - len(objs)) + [o.maximise for o in objs]
+        groups = group_columns(mix_hardware)
+        names = [o.name for o in objs]
+        order = [*groups, *names]
+        desc = [False] * len(groups) + [o.maximise for o in objs]
         if all_rows:
+            rows = self._robust(lambda: self.query(**filters).collect())
+            df = annotate(rows, objs, mix_hardware=mix_hardware, rank=True)
             return df.sort(["pareto_rank", *order], descending=[False, *desc], nulls_last=True)
-        front = df.filter(pl.col("pareto_front")).drop("pareto_front")
+
+        def front_rows() -> pl.DataFrame:
+            # Find the front on the few columns it needs, then read whole rows only for front points:
+            # the filter on the first objective's values is pushed into the parquet scan.
+            keys = annotate(self.query(**filters).select(order).collect(), objs, mix_hardware=mix_hardware)
+            keys = keys.filter(pl.col("pareto_front")).drop("pareto_front").unique()
+            wanted = self.query(**filters).filter(pl.col(names[0]).is_in(keys[names[0]].implode()))
+            return wanted.collect().join(keys, on=order, how="semi", nulls_equal=True)
+
+        front = self._robust(front_rows)
         return front.with_columns(pl.lit(0, dtype=pl.Int64).alias("pareto_rank")).sort(order, descending=desc)
 
     def hypervolume(
