@@ -117,3 +117,17 @@ def test_cuda_without_a_gpu_is_a_config_error() -> None:
 def test_a_model_without_an_architecture_needs_one() -> None:
     with pytest.raises(ConfigError, match="needs the Architecture"):
         measure_model(torch.nn.Linear(2, 2))
+
+
+def test_training_step_memory_when_asked() -> None:
+    model = build(ARCH)
+    result = measure_model(
+        model, arch=ARCH, seq_len=32, batch=2, rule=_rule(), energy=False, train_memory=True, **QUICK
+    )
+    train, infer = result.metrics["peak_train_mem_mb"], result.metrics["peak_mem_mb"]
+    assert train is not None and infer is not None and train > infer  # activations kept for backward + grads
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    q = quantize(build(ARCH.replace(quant="int8")), "int8", "cpu").model
+    quantized = measure_model(q, arch=ARCH, seq_len=16, rule=_rule(), energy=False, memory=False, train_memory=True)
+    value = quantized.metrics["peak_train_mem_mb"]
+    assert value is not None or "training step" in quantized.null_reasons["peak_train_mem_mb"]

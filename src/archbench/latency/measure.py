@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,6 +264,7 @@ def _conditions(
         "sm_clock_mhz_min": min((w.sm_clock_mhz_min for w in windows if w.sm_clock_mhz_min), default=None),
         "sm_clock_mhz_max": max((w.sm_clock_mhz_max for w in windows if w.sm_clock_mhz_max), default=None),
         "mem_clock_mhz": max((w.mem_clock_mhz for w in windows if w.mem_clock_mhz), default=None),
+        "host_load_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # co-tenants: noise
         "throttle_reasons": ",".join(reasons),
         "throttled": any(w.throttled for w in windows) if any(w.power_samples for w in windows) else None,
     }

@@ -95,6 +95,7 @@ def time_callable(
     w_elapsed = time.perf_counter() - w_start
 
     samples: list[float] = []
+    next_check = 1
     compiles_before = compile_events()
     monitor.begin_window(window_name)
     start = time.perf_counter()
@@ -113,9 +114,12 @@ def time_callable(
             t0 = time.perf_counter_ns()
             fn()
             samples.append((time.perf_counter_ns() - t0) / 1e6)
-        reason = rule.stop_reason(samples, time.perf_counter() - start)
-        if reason is not None:
-            break
+        elapsed = time.perf_counter() - start
+        if len(samples) >= next_check or elapsed >= rule.time_cap_s:
+            reason = rule.stop_reason(samples, elapsed)
+            if reason is not None:
+                break
+            next_check = min(len(samples) + max(1, len(samples) // 32), rule.max_samples)  # judging is O(n log n)
     window = monitor.end_window(window_name)
     return LatencyResult(
         samples_ms=tuple(samples),
