@@ -23,6 +23,7 @@ import yaml
 from archbench.errors import ArchbenchError, ConfigError
 
 SUBCOMMAND_MODULES = (
+    "archbench.cli.search",  # archbench search
     "archbench.cli.leaderboard",  # archbench leaderboard ..., archbench export
     "archbench.cli.measure",  # archbench measure
     "archbench.cli.evaluate",  # archbench evaluate
@@ -48,6 +49,8 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         if key == "space" and (value.endswith((".yaml", ".yml")) or "/" in value):
             space_file = Path(value)
+        elif "=" in value and not value.startswith(("'", '"', "[", "{")):
+            rest.append(f"{key}='{value}'")  # budget=steps=300: quote the value for Hydra's grammar
         else:
             rest.append(item)
     try:

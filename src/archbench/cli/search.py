@@ -1,0 +1,83 @@
+"""``archbench search [key=value ...]``: run or resume a multi-objective search (Hydra overrides)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from archbench.errors import ConfigError
+
+
+def config_from_dict(cfg: dict[str, Any]) -> Any:
+    """A typed SearchConfig from the composed Hydra config (plain containers); bad values -> ConfigError."""
+    from archbench.leaderboard.objectives import parse_objectives
+    from archbench.search import SearchConfig
+    from archbench.search.executor import RayConfig
+    from archbench.search.trial_evaluators import TRIAL_EVALUATORS
+    from archbench.search_space import SearchSpace
+
+    task = cfg["task"]["name"]
+    evaluator = str(cfg["evaluator"])
+    if evaluator not in TRIAL_EVALUATORS:
+        raise ConfigError(TRIAL_EVALUATORS.unknown_message(evaluator))
+    budget = str(cfg["budget"])
+    if evaluator == "train":
+        from archbench.evaluators import TASKS, Budget
+
+        if task not in TASKS:
+            raise ConfigError(TASKS.unknown_message(task))
+        budget = str(Budget.parse(budget))
+    objectives = cfg["objectives"]
+    if isinstance(objectives, str):
+        objectives = objectives.split(",")
+    ray_opts = dict(cfg["ray"])
+    try:
+        ray = RayConfig(**ray_opts)
+    except TypeError as exc:
+        raise ConfigError(f"ray: {exc}") from None
+    for key in ("n_trials", "seed"):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int):
+            raise ConfigError(f"{key}={cfg[key]!r}: must be an integer")
+    concurrency = cfg["concurrency"]
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
+        raise ConfigError(f"concurrency={concurrency!r}: must be an integer or null")
+    return SearchConfig(
+        space=SearchSpace.from_dict(cfg["space"]),
+        task=task,
+        budget=budget,
+        strategy=str(cfg["search"]["strategy"]),
+        strategy_options=dict(cfg["search"].get("options") or {}),
+        objectives=tuple(parse_objectives(objectives, minimum=1)),
+        n_trials=cfg["n_trials"],
+        concurrency=concurrency,
+        seed=cfg["seed"],
+        study=cfg["study"],
+        leaderboard=str(cfg["leaderboard"]),
+        ray=ray,
+        evaluator=evaluator,
+        evaluator_options=dict(cfg.get("evaluator_options") or {}),
+        cache=bool(cfg["cache"]),
+        progress=bool(cfg["progress"]),
+        plot=bool(cfg["plot"]),
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from archbench.cli.main import compose
+    from archbench.search import print_outcome, run_search
+
+    config = config_from_dict(compose(args.overrides))
+    outcome = run_search(config)
+    print_outcome(outcome, config.objectives)
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "search",
+        help="run or resume a multi-objective architecture search on Ray",
+        description="Run (or resume) a search. Hydra overrides, e.g.: task=recall search=pymoo_nsga2 "
+        "n_trials=64 space=lm_small ray.address=auto objectives=[val_loss:min,energy_mj:min]",
+    )
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=cmd_search)

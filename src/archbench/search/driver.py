@@ -1,0 +1,376 @@
+"""The search driver: one asynchronous loop shared by every strategy.
+
+It keeps ``concurrency`` trials in flight on Ray, and for each one that returns it appends the row to
+the leaderboard (durable first), then tells the strategy, then asks for the next. Ray is the executor,
+not the driver.
+
+Resume: the strategy's state lives in ``<studies_root>/<study>/`` next to the leaderboard. After a crash
+(even SIGKILL) the same command continues: trials told before the crash are kept; trials in flight
+are told from their leaderboard row if it landed, and run again once otherwise.
+
+Cache: an architecture already measured (status ok) for the same task, budget and hardware is not
+trained again; its row is reused for the new trial, marked ``cached``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from archbench.errors import ConfigError
+from archbench.leaderboard import Leaderboard
+from archbench.leaderboard.objectives import Objective, parse_objectives
+from archbench.search.executor import RayConfig, make_executor
+from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
+from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
+from archbench.search.study import check_or_create
+from archbench.search.trial_evaluators import failed_result
+from archbench.search_space.architecture import Architecture
+from archbench.search_space.space import SearchSpace
+from archbench.trial import TrialResult, utc_now
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search needs, as typed values (the CLI builds it from the Hydra config)."""
+
+    space: SearchSpace
+    task: str = "charlm"
+    budget: str = "steps=200"
+    strategy: str = "optuna_nsga2"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    objectives: tuple[Objective, ...] = (Objective("val_loss"), Objective("latency_ms"))
+    n_trials: int = 16
+    concurrency: int | None = None  # None: every slot the cluster has
+    seed: int = 0
+    study: str | None = None  # None: derived from task, space, strategy and seed
+    leaderboard: str = "runs/leaderboard"
+    studies_root: str | None = None  # None: "studies" beside the leaderboard directory
+    ray: RayConfig = field(default_factory=RayConfig)
+    evaluator: str = "train"
+    evaluator_options: dict[str, Any] = field(default_factory=dict)
+    cache: bool = True
+    progress: bool = True
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ConfigError(f"n_trials={self.n_trials}: must be at least 1")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError(f"concurrency={self.concurrency}: must be at least 1 (or null for every slot)")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(STRATEGIES.unknown_message(self.strategy))
+        if len(self.objectives) < 1:
+            raise ConfigError("objectives: give at least one, e.g. [val_loss:min, latency_ms:min]")
+        if self.evaluator == "train":
+            check_objectives(self.objectives, None)
+
+    @property
+    def task_label(self) -> str:
+        """The task the rows are recorded under (``sleep`` for the driver benchmark's evaluator)."""
+        return "sleep" if self.evaluator == "sleep" else self.task
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{self.task_label}-{self.space.name}-{self.strategy}-s{self.seed}"
+
+    @property
+    def study_dir(self) -> Path:
+        root = Path(self.studies_root) if self.studies_root else Path(self.leaderboard).parent / "studies"
+        return root / self.study_name
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the study (see :mod:`archbench.search.study`)."""
+        return {
+            "space": self.space.to_dict()["fields"],
+            "task": self.task,
+            "budget": self.budget,
+            "objectives": [str(o) for o in self.objectives],
+            "strategy": self.strategy,
+            "strategy_options": self.strategy_options,
+            "seed": self.seed,
+            "evaluator": self.evaluator,
+            "evaluator_options": {k: v for k, v in self.evaluator_options.items() if k != "rows"},
+        }
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished search leaves: its study, counts, front rows, hypervolume and the plot path."""
+
+    study: str
+    study_dir: Path
+    leaderboard: Path
+    trials: int
+    ok: int
+    failed: int
+    cached: int
+    front: tuple[dict[str, Any], ...]
+    hypervolume: float
+    plot: Path | None
+    wall_s: float
+
+
+def objective_values(result: TrialResult, objectives: Sequence[Objective]) -> tuple[float, ...] | None:
+    """The objectives of an ok result, or None when it failed or an objective is missing."""
+    return _row_values(result.to_row(), objectives)
+
+
+def make_evaluator(config: SearchConfig) -> Any:
+    from archbench.search.trial_evaluators import TRIAL_EVALUATORS, LookupEvaluator
+
+    opts = dict(config.evaluator_options)
+    if config.evaluator == "lookup":
+        return LookupEvaluator.load(
+            opts.pop("table", config.leaderboard), config.task, config.budget, seed=config.seed, **opts
+        )
+    cls = TRIAL_EVALUATORS.get(config.evaluator)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(opts) - fields
+    if unknown:
+        raise ConfigError(f"evaluator {config.evaluator}: unknown options {sorted(unknown)}; allowed: {sorted(fields)}")
+    base = {k: v for k, v in {"task": config.task, "budget": config.budget, "seed": config.seed}.items() if k in fields}
+    if "threads" in fields:
+        base["threads"] = config.ray.cpus_per_trial
+    return cls(**{**base, **opts})
+
+
+class _Cache:
+    """ok rows by (arch_id, task, budget, device_name), from the leaderboard and this run."""
+
+    def __init__(self, lb: Leaderboard, task: str, budget: str, device_name: str | None, enabled: bool) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.task, self.budget, self.device_name = task, budget, device_name
+        if not enabled or device_name is None or not lb.exists():
+            self.enabled = enabled and device_name is not None
+            return
+        self.enabled = True
+        df = lb.query(task=task, status="ok").collect()
+        if df.height and {"budget", "device_name"} <= set(df.columns):
+            df = df.filter((pl.col("budget") == budget) & (pl.col("device_name") == device_name))
+            for row in df.sort("created_at").to_dicts():
+                self.rows[row["arch_id"]] = row
+
+    def get(self, arch: Architecture) -> dict[str, Any] | None:
+        return self.rows.get(arch.arch_id) if self.enabled else None
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.enabled and row.get("status") == "ok" and row.get("device_name") == self.device_name:
+            self.rows[row["arch_id"]] = row
+
+
+def _reuse(row: dict[str, Any], study: str, trial: int) -> dict[str, Any]:
+    now = utc_now()
+    return {**row, "study": study, "trial": trial, "cached": True, "started_at": now, "created_at": now}
+
+
+def _lost(config: SearchConfig, evaluator: Any, s: Suggestion, study: str, exc: BaseException) -> TrialResult:
+    reason = f"worker lost after {config.ray.max_retries} retries: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    return failed_result(s.arch, evaluator.task, evaluator.budget, study, s.number, config.seed, "failed", reason[:400])
+
+
+def run_search(config: SearchConfig) -> SearchOutcome:
+    """Run (or resume) the study described by ``config``; see the module docstring."""
+    started = time.monotonic()
+    study = config.study_name
+    lb = Leaderboard(config.leaderboard)
+    check_or_create(config.study_dir, study, config.identity())
+    executor = make_executor(config.ray)
+    try:
+        return _loop(config, study, lb, executor, started)
+    finally:
+        executor.shutdown()
+
+
+NOT_ON_CPU = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
+
+
+def check_objectives(objectives: Sequence[Objective], device_kind: str | None) -> None:
+    """Objectives must be metrics a trial reports (or numeric Architecture fields), and measurable here."""
+    from archbench.trial import METRICS
+
+    numeric_fields = [f for f, v in Architecture().to_dict().items() if isinstance(v, int | float)]
+    known = [*METRICS, *numeric_fields]
+    for o in objectives:
+        if o.name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(o.name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"objective {o.name!r} is not a metric{hint}; known: {', '.join(known)}")
+        if device_kind == "cpu" and o.name in NOT_ON_CPU:
+            raise ConfigError(
+                f"objective {o.name} cannot be measured on this CPU-only cluster (no NVML energy counter); "
+                "use latency_ms, peak_mem_mb, params, flops or model_bytes, or run on GPUs"
+            )
+
+
+def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, started: float) -> SearchOutcome:
+    evaluator = make_evaluator(config)
+    hardware = executor.run_once(evaluator.probe_hardware) if hasattr(evaluator, "probe_hardware") else {}
+    if config.evaluator == "train":
+        check_objectives(config.objectives, hardware.get("device_kind"))
+    space = config.space
+    if config.evaluator == "train":
+        from archbench.search_space.quantize import supported_quants
+
+        kind = hardware.get("device_kind", "cpu")
+        space = space.for_device(executor.run_once(lambda: supported_quants(kind)))
+    strategy: Strategy = STRATEGIES.get(config.strategy)(
+        space, config.objectives, config.seed, config.study_dir, study=study, **config.strategy_options
+    )
+    use_cache = config.cache and evaluator.cacheable
+    cache = _Cache(lb, config.task_label, config.budget, hardware.get("device_name"), use_cache)
+    concurrency = config.concurrency or executor.slots()
+
+    done_rows = _study_rows(lb, study)
+    values = {n: v for n, r in done_rows.items() if (v := _row_values(r, config.objectives)) is not None}
+    in_flight: dict[Any, Suggestion] = {}
+    to_run: list[Suggestion] = []
+
+    def finish(s: Suggestion, row: dict[str, Any], result: TrialResult | None) -> None:
+        vals = objective_values(result, config.objectives) if result else _row_values(row, config.objectives)
+        status = row.get("status", "failed")
+        if vals is not None:
+            values[s.number] = vals
+        strategy.tell(Feedback(s, vals, status=status))
+
+    # Resume: what was in flight when the last driver died.
+    for s in strategy.pending():
+        if s.number in done_rows:
+            finish(s, done_rows[s.number], None)
+        else:
+            to_run.append(s)
+
+    with SearchProgress(study, config.n_trials, enabled=config.progress) as progress:
+
+        def refresh() -> None:
+            pts = np.array(list(values.values()), dtype=float).reshape(-1, len(config.objectives))
+            hv = front_hypervolume(pts, config.objectives) if len(pts) else 0.0
+            front = int(front_of(pts, config.objectives).sum()) if len(pts) else 0
+            told = strategy.told()
+            progress.update(told, told - len(values), len(in_flight), front, hv)
+
+        refresh()
+        stalled = 0
+        while strategy.told() < config.n_trials:
+            while len(in_flight) < concurrency and strategy.told() + len(in_flight) < config.n_trials:
+                s = to_run.pop(0) if to_run else strategy.ask()
+                if s is None:
+                    break
+                hit = cache.get(s.arch)
+                if hit is not None:
+                    row = _reuse(hit, study, s.number)
+                    lb.append([row])
+                    finish(s, row, None)
+                    refresh()
+                    continue
+                in_flight[executor.submit(evaluator, s, study)] = s
+            if not in_flight:
+                stalled += 1
+                if stalled > 3:
+                    raise ConfigError(f"strategy {config.strategy} proposes nothing while no trial is running")
+                continue
+            stalled = 0
+            for ref in executor.wait(list(in_flight), timeout=1.0):
+                s = in_flight.pop(ref)
+                got = executor.get(ref)
+                result = got if isinstance(got, TrialResult) else _lost(config, evaluator, s, study, got)
+                row = result.to_row()
+                lb.append([row])  # durable before the strategy hears of it
+                cache.add(row)
+                finish(s, row, result)
+            refresh()
+
+    strategy.close()
+    return _outcome(config, study, lb, values, started)
+
+
+def _study_rows(lb: Leaderboard, study: str) -> dict[int, dict[str, Any]]:
+    if not lb.exists():
+        return {}
+    df = lb.query(study=study, status=None).collect()
+    if not df.height:
+        return {}
+    return {int(r["trial"]): r for r in df.sort("created_at").to_dicts() if r.get("trial") is not None}
+
+
+def _row_values(row: dict[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...] | None:
+    """The objectives of an ok leaderboard row, or None when it failed or one is missing."""
+    if row.get("status") != "ok":
+        return None
+    vals = []
+    for o in objectives:
+        v = row.get(o.name)
+        if v is None or isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            return None
+        vals.append(float(v))
+    return tuple(vals)
+
+
+def _outcome(
+    config: SearchConfig,
+    study: str,
+    lb: Leaderboard,
+    values: dict[int, tuple[float, ...]],
+    started: float,
+) -> SearchOutcome:
+    rows = _study_rows(lb, study)
+    numbers = sorted(values)
+    pts = np.array([values[n] for n in numbers], dtype=float).reshape(-1, len(config.objectives))
+    mask = front_of(pts, config.objectives) if len(pts) else np.zeros(0, dtype=bool)
+    front = []
+    for n, on in zip(numbers, mask, strict=True):
+        if on and n in rows:
+            row = rows[n]
+            arch = Architecture.from_dict({k: row[k] for k in Architecture.field_names()})
+            front.append({"trial": n, "arch_id": row["arch_id"], "describe": arch.describe(),
+                          **{o.name: row[o.name] for o in config.objectives}})  # fmt: skip
+    key = config.objectives[0].name
+    front.sort(key=lambda r: r[key], reverse=config.objectives[0].maximise)
+    plot = None
+    if config.plot and len(config.objectives) >= 2 and values:
+        try:
+            plot = lb.plot(config.study_dir / "front.png", list(config.objectives), study=study)
+        except Exception:  # a plot is a convenience; the search's results are already safe
+            plot = None
+    ok = sum(r["status"] == "ok" for r in rows.values())
+    return SearchOutcome(
+        study=study,
+        study_dir=config.study_dir,
+        leaderboard=Path(config.leaderboard),
+        trials=len(rows),
+        ok=ok,
+        failed=len(rows) - ok,
+        cached=sum(bool(r.get("cached")) for r in rows.values()),
+        front=tuple(front),
+        hypervolume=front_hypervolume(pts, config.objectives) if len(pts) else 0.0,
+        plot=plot,
+        wall_s=time.monotonic() - started,
+    )
+
+
+def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> None:
+    """The end-of-search report: the front as a table, counts, and where the plot and rows are."""
+    from rich.console import Console
+
+    console = Console()
+    console.print(front_table(outcome.front, objectives, f"front of study {outcome.study}"))
+    console.print(
+        f"{outcome.trials} trials ({outcome.ok} ok, {outcome.failed} failed, {outcome.cached} cached) "
+        f"in {outcome.wall_s:.0f} s; hypervolume {outcome.hypervolume:.4g}"
+    )
+    console.print(f"leaderboard: {outcome.leaderboard}   study state: {outcome.study_dir}")
+    if outcome.plot:
+        console.print(f"front plot: {outcome.plot}")
+
+
+def parse_objective_list(spec: str | Sequence[str]) -> tuple[Objective, ...]:
+    return tuple(parse_objectives(spec, minimum=1))

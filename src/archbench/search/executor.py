@@ -1,0 +1,158 @@
+"""Ray as the executor: start or join a cluster, submit one trial per task, collect what finished.
+
+Each trial is one Ray task holding one GPU where the cluster has GPUs (so no two measurements share a
+device) and ``cpus_per_trial`` CPUs otherwise. Ray retries a task whose worker process or node died
+(``max_retries``); an evaluation that fails by itself returns a failed TrialResult and is never retried.
+The ``inline`` executor runs trials in the driver process, one at a time (for lookup benchmarks and
+debugging).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from archbench.errors import ConfigError
+from archbench.search.strategy import Suggestion
+from archbench.trial import TrialResult
+
+TrialFn = Callable[..., TrialResult]
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """``address`` None starts a local instance; ``"auto"`` or ``"ray://host:port"`` joins a cluster."""
+
+    address: str | None = None
+    num_cpus: int | None = None  # local instance only; None: every core
+    num_gpus: int | None = None  # local instance only; None: every GPU
+    cpus_per_trial: int = 1
+    max_retries: int = 2  # retries of a trial whose worker or node died
+    executor: str = "ray"  # "ray" or "inline"
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+def _run_trial(evaluator: TrialFn, suggestion: Suggestion, study: str) -> TrialResult:
+    return evaluator(suggestion.arch, study=study, trial=suggestion.number)
+
+
+class RayExecutor:
+    """Submit trials as Ray tasks and wait for any to finish."""
+
+    def __init__(self, config: RayConfig) -> None:
+        import ray
+
+        self.config = config
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "logging_level": logging.ERROR,
+                "log_to_driver": False,
+                "configure_logging": True,
+            }
+            if config.address:
+                kwargs["address"] = config.address
+            else:
+                kwargs["num_cpus"] = config.num_cpus
+                kwargs["num_gpus"] = config.num_gpus
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                where = config.address or "a local instance"
+                raise ConfigError(f"cannot start or join Ray at {where}: {' '.join(str(exc).split())[:300]}") from None
+            self._started = True
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        self.cpus = int(resources.get("CPU", 0))
+        self._remote = ray.remote(_run_trial)
+
+    def slots(self) -> int:
+        """How many trials can run at once on this cluster."""
+        if self.gpus:
+            return self.gpus
+        return max(1, self.cpus // max(1, self.config.cpus_per_trial))
+
+    def options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"max_retries": self.config.max_retries, "retry_exceptions": False}
+        if self.gpus:
+            opts.update(num_gpus=1, num_cpus=self.config.cpus_per_trial)
+        else:
+            opts.update(num_cpus=self.config.cpus_per_trial)
+        return opts
+
+    def submit(self, evaluator: TrialFn, suggestion: Suggestion, study: str) -> Any:
+        return self._remote.options(**self.options()).remote(evaluator, suggestion, study)
+
+    def run_once(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on a worker with the resources a trial gets (to read the trials' hardware)."""
+        return self._ray.get(self._ray.remote(_call).options(**self.options()).remote(fn))
+
+    def wait(self, refs: list[Any], timeout: float) -> list[Any]:
+        ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:  # take everything that is already done, not just the first
+            more, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+            ready = list(dict.fromkeys([*ready, *more]))
+        return ready
+
+    def get(self, ref: Any) -> TrialResult | BaseException:
+        """The task's TrialResult, or the Ray error that ended it (worker/node lost after retries)."""
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayError as exc:
+            return exc
+
+    def shutdown(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+
+class InlineExecutor:
+    """Run each trial in the driver process when submitted (no Ray)."""
+
+    gpus = 0
+
+    def __init__(self, config: RayConfig) -> None:
+        self.config = config
+        self._results: dict[int, TrialResult | BaseException] = {}
+        self._next = 0
+
+    def slots(self) -> int:
+        return 1
+
+    def submit(self, evaluator: TrialFn, suggestion: Suggestion, study: str) -> int:
+        key = self._next
+        self._next += 1
+        try:
+            self._results[key] = _run_trial(evaluator, suggestion, study)
+        except Exception as exc:
+            self._results[key] = exc
+        return key
+
+    def run_once(self, fn: Callable[[], Any]) -> Any:
+        return fn()
+
+    def wait(self, refs: list[Any], timeout: float) -> list[Any]:
+        return list(refs)
+
+    def get(self, ref: int) -> TrialResult | BaseException:
+        return self._results.pop(ref)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def make_executor(config: RayConfig) -> RayExecutor | InlineExecutor:
+    if config.executor == "inline":
+        return InlineExecutor(config)
+    if config.executor != "ray":
+        raise ConfigError(f"ray.executor={config.executor!r}: must be ray or inline")
+    return RayExecutor(config)

@@ -1,0 +1,124 @@
+"""Optuna's samplers behind the ask/tell contract, with the study kept in a journal file.
+
+The journal (``optuna.journal`` in the study directory) is the resume state: every ask and tell is
+appended to it by Optuna itself, so a killed driver loses nothing that was told; trials left RUNNING
+are the ones in flight at the crash. Constraint violations reach the samplers as Optuna 5's trial
+constraints (``Trial.set_constraint``: the ``constraints:violation`` system attribute, <= 0 feasible),
+set on every trial before its tell, so NSGA-II/III, TPE and GP learn to avoid the region.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
+
+_CONSTRAINT = "constraints:violation"  # what optuna.trial.Trial.set_constraint("violation", v) writes
+
+
+class OptunaStrategy(Strategy):
+    """Shared plumbing; subclasses say which sampler to build."""
+
+    def make_sampler(self, seed: int) -> BaseSampler:
+        raise NotImplementedError
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        path = self.state_dir / "optuna.journal"
+        resumed = path.exists()
+        self._storage = JournalStorage(JournalFileBackend(str(path)))
+        directions = ["maximize" if o.maximise else "minimize" for o in self.objectives]
+        seed = self.seed
+        if resumed:  # a fresh sampler RNG must not replay the proposals of the first run
+            existing = optuna.load_study(study_name=self.study, storage=self._storage)
+            seed = self.seed + len(existing.trials)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = self.make_sampler(seed)
+        self._study = optuna.create_study(
+            storage=self._storage,
+            study_name=self.study,
+            directions=directions,
+            sampler=sampler,
+            load_if_exists=True,
+        )
+        self._dists = self.space.optuna_distributions()
+
+    @property
+    def optuna_study(self) -> optuna.Study:
+        return self._study
+
+    def ask(self) -> Suggestion | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = self._study.ask(self._dists)
+        arch = self.space.from_optuna(trial.params)
+        trial.set_user_attr("arch_id", arch.arch_id)
+        return Suggestion(trial.number, arch)
+
+    def tell(self, feedback: Feedback) -> None:
+        number = feedback.suggestion.number
+        trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number)
+        if self._storage.get_trial(trial_id).state.is_finished():
+            return
+        self._storage.set_trial_system_attr(trial_id, _CONSTRAINT, float(feedback.violation))
+        self._storage.set_trial_user_attr(trial_id, "archbench_status", feedback.status)
+        if feedback.values is not None:
+            self._study.tell(number, list(feedback.values), skip_if_finished=True)
+        else:
+            self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+    def pending(self) -> list[Suggestion]:
+        running = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return [Suggestion(t.number, self.space.from_optuna(t.params)) for t in running]
+
+    def told(self) -> int:
+        return len(self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+
+
+@STRATEGIES.register("optuna_nsga2")
+class OptunaNSGA2(OptunaStrategy):
+    """Optuna's NSGA-II (``population_size``, default 16)."""
+
+    def make_sampler(self, seed: int) -> BaseSampler:
+        return optuna.samplers.NSGAIISampler(population_size=int(self.options.get("population_size", 16)), seed=seed)
+
+
+@STRATEGIES.register("optuna_nsga3")
+class OptunaNSGA3(OptunaStrategy):
+    """Optuna's NSGA-III (reference-point based; better than NSGA-II beyond three objectives)."""
+
+    def make_sampler(self, seed: int) -> BaseSampler:
+        return optuna.samplers.NSGAIIISampler(population_size=int(self.options.get("population_size", 16)), seed=seed)
+
+
+@STRATEGIES.register("optuna_tpe")
+class OptunaTPE(OptunaStrategy):
+    """Optuna's multi-objective TPE (MOTPE), multivariate, ``n_startup_trials`` random first."""
+
+    def make_sampler(self, seed: int) -> BaseSampler:
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=int(self.options.get("n_startup_trials", 8)),
+            multivariate=True,
+        )
+
+
+if hasattr(optuna.samplers, "GPSampler"):
+
+    @STRATEGIES.register("optuna_gp")
+    class OptunaGP(OptunaStrategy):
+        """Optuna's Gaussian-process sampler (log expected hypervolume improvement when multi-objective)."""
+
+        def make_sampler(self, seed: int) -> BaseSampler:
+            return optuna.samplers.GPSampler(
+                seed=seed,
+                n_startup_trials=int(self.options.get("n_startup_trials", 8)),
+            )

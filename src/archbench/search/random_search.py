@@ -1,0 +1,57 @@
+"""Random search: uniform over distinct valid architectures (the baseline every strategy must beat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from archbench.search.checkpoint import Checkpoint
+from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
+from archbench.search_space.architecture import Architecture
+
+
+@dataclass
+class _State:
+    next_number: int = 0
+    told: int = 0
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+
+@STRATEGIES.register("random")
+class RandomSearch(Strategy):
+    """Each suggestion is drawn with a seed derived from (seed, trial number): reproducible and resumable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ckpt = Checkpoint(self.state_dir / "random.pkl")
+        self._state: _State = self._ckpt.load() or _State()
+
+    def ask(self) -> Suggestion | None:
+        st = self._state
+        number = st.next_number
+        rng = np.random.default_rng([self.seed, number])
+        arch = self.space.sample(1, seed=int(rng.integers(2**31)))[0]
+        for _ in range(32):  # prefer unseen shapes while there are any
+            if arch.arch_id not in st.seen:
+                break
+            arch = self.space.sample(1, seed=int(rng.integers(2**31)))[0]
+        st.next_number += 1
+        st.pending[number] = arch.to_dict()
+        st.seen.add(arch.arch_id)
+        self._ckpt.save(st)
+        return Suggestion(number, arch)
+
+    def tell(self, feedback: Feedback) -> None:
+        st = self._state
+        if st.pending.pop(feedback.suggestion.number, None) is not None:
+            st.told += 1
+            self._ckpt.save(st)
+
+    def pending(self) -> list[Suggestion]:
+        return [Suggestion(n, Architecture.from_dict(a)) for n, a in sorted(self._state.pending.items())]
+
+    def told(self) -> int:
+        return self._state.told

@@ -1,0 +1,46 @@
+"""A study's directory next to the leaderboard, and the settings it refuses to change silently.
+
+``<studies_root>/<study>/study.json`` records what defines the study (space, task, budget, objectives,
+strategy and its options, seed, evaluator). Re-running with the same settings resumes it; running the
+same study name with different settings is refused with the differences named, because mixing them
+would make the front meaningless. ``n_trials`` and ``concurrency`` may change between runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from archbench.errors import ConfigError
+from archbench.search.strategy import atomic_write_bytes
+
+
+def check_or_create(study_dir: Path, study: str, identity: dict[str, Any]) -> bool:
+    """Write ``study.json`` for a new study, or check it; True when resuming an existing study."""
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path = study_dir / "study.json"
+    canonical = json.loads(json.dumps(identity, sort_keys=True, default=str))
+    if not path.exists():
+        atomic_write_bytes(path, json.dumps(canonical, indent=2, sort_keys=True).encode())
+        return False
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"study {study}: cannot read {path} ({type(exc).__name__})") from None
+    diffs = []
+    for key in sorted(set(saved) | set(canonical)):
+        if saved.get(key) != canonical.get(key):
+            was, now = _short(saved.get(key)), _short(canonical.get(key))
+            diffs.append(f"{key} was {was}, now {now}")
+    if diffs:
+        raise ConfigError(
+            f"study {study!r} exists with other settings ({'; '.join(diffs)}): "
+            "rerun with the original settings to resume it, or pick a new study=NAME"
+        )
+    return True
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."

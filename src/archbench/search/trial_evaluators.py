@@ -1,0 +1,139 @@
+"""What the driver runs for one trial inside a Ray worker: a picklable callable ``(arch, study, trial)``.
+
+* ``train`` (default): :func:`archbench.evaluators.evaluate`, real training and measurement.
+* ``lookup``: answers from an existing leaderboard, a tabular benchmark made of real measurements, so
+  strategies can be compared in seconds on numbers that were measured once.
+* ``sleep``: sleeps a fixed time and returns the architecture's parameter count and depth as
+  objectives; it exists to measure the driver's own overhead (benchmarks/driver_scaling.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archbench.registry import Registry
+from archbench.search_space.architecture import Architecture
+from archbench.trial import METRICS, TrialResult, utc_now
+
+TRIAL_EVALUATORS: Registry = Registry("trial evaluator")
+
+
+def failed_result(
+    arch: Architecture, task: str, budget: str, study: str, trial: int, seed: int, status: str, reason: str
+) -> TrialResult:
+    """A result for a trial that produced nothing: every metric null with the reason."""
+    return TrialResult(
+        arch=arch,
+        task=task,
+        status=status,
+        reason=reason,
+        study=study,
+        trial=trial,
+        budget=budget,
+        seed=seed,
+        metrics=dict.fromkeys(METRICS),
+        null_reasons=dict.fromkeys(METRICS, f"{status}: {reason}"),
+    )
+
+
+@TRIAL_EVALUATORS.register("train")
+@dataclass(frozen=True)
+class TrainEvaluator:
+    """Train for ``budget`` on ``task`` and measure on this worker's device (its GPU if Ray gave one)."""
+
+    task: str = "charlm"
+    budget: str = "steps=200"
+    seed: int = 0
+    measure: bool = True
+    threads: int = 1
+    cacheable = True
+
+    def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
+        import torch
+
+        from archbench.evaluators import evaluate
+
+        torch.set_num_threads(max(1, self.threads))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return evaluate(
+            arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial, measure=self.measure
+        )
+
+    def probe_hardware(self) -> dict[str, Any]:
+        import torch
+
+        from archbench.latency import hardware_fingerprint
+
+        return dict(hardware_fingerprint(torch.device("cuda" if torch.cuda.is_available() else "cpu")))
+
+
+@TRIAL_EVALUATORS.register("lookup")
+@dataclass(frozen=True)
+class LookupEvaluator:
+    """Answer from the ok rows of a leaderboard (``table``) for ``task``/``budget``; an architecture the
+    table lacks is ``unsupported`` (the benchmark's space should be the table's)."""
+
+    table: str = "runs/leaderboard"
+    task: str = "charlm"
+    budget: str = "steps=200"
+    seed: int = 0
+    hardware: str | None = None  # glob on device_name; None: every device in the table
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    cacheable = False
+
+    @classmethod
+    def load(cls, table: str, task: str, budget: str, seed: int = 0, hardware: str | None = None) -> LookupEvaluator:
+        from archbench.leaderboard import Leaderboard
+
+        df = Leaderboard(table).query(task=task, hardware=hardware, status="ok").collect()
+        df = df.filter(df["budget"] == budget) if "budget" in df.columns else df
+        rows = {r["arch_id"]: r for r in df.sort("created_at").to_dicts()}  # latest row per arch wins
+        return cls(table=table, task=task, budget=budget, seed=seed, hardware=hardware, rows=rows)
+
+    def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
+        row = self.rows.get(arch.arch_id)
+        if row is None:
+            return failed_result(
+                arch, self.task, self.budget, study, trial, self.seed, "unsupported", "not in the lookup table"
+            )
+        metrics = {k: row.get(k) for k in METRICS}
+        reasons = json.loads(row.get("null_reasons") or "{}")
+        reasons = {k: reasons.get(k, "null in the lookup table") for k, v in metrics.items() if v is None}
+        hardware = {k: row[k] for k in ("device_name", "device_kind") if k in row}
+        return TrialResult(
+            arch=arch, task=self.task, status="ok", study=study, trial=trial, budget=self.budget, seed=self.seed,
+            metrics=metrics, null_reasons=reasons, hardware=hardware, cached=True, reason="lookup",
+        )  # fmt: skip
+
+    def probe_hardware(self) -> dict[str, Any]:
+        return {"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"}
+
+
+@TRIAL_EVALUATORS.register("sleep")
+@dataclass(frozen=True)
+class SleepEvaluator:
+    """Sleep ``seconds``, then report the parameter count (from the shape, no torch) and depth."""
+
+    seconds: float = 0.5
+    seed: int = 0
+    task = "sleep"  # not a field: sleep rows must never pass for a real task's
+    budget = "none"
+    cacheable = False
+
+    def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
+        started = utc_now()
+        time.sleep(self.seconds)
+        w, layers = arch.width, arch.unique_layers
+        params = layers * (4 * w * w + (3 if arch.ffn_act == "swiglu" else 2) * w * arch.ffn_hidden)
+        metrics = {"params": params, "val_loss": 1.0 / (1 + arch.depth * w), "latency_ms": float(arch.depth)}
+        return TrialResult(
+            arch=arch, task=self.task, status="ok", study=study, trial=trial, budget=self.budget, seed=self.seed,
+            metrics=metrics, hardware={"device_name": "sleep", "device_kind": "sleep"}, started_at=started,
+        )  # fmt: skip
+
+    def probe_hardware(self) -> dict[str, Any]:
+        return {"device_name": "sleep", "device_kind": "sleep"}
