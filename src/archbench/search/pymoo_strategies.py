@@ -75,6 +75,12 @@ class PymooStrategy(Strategy):
         st = self._state
         if st.pop is None:
             st.pop = st.algorithm.ask()
+            if st.pop is None or len(st.pop) == 0:
+                # Mating found no new offspring (a small or exhausted space): draw a random generation.
+                from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+                size = int(self.options.get("population_size", 16))
+                st.pop = IntegerRandomSampling()(st.problem, size, seed=self.seed + st.next_number)
             st.numbers = list(range(st.next_number, st.next_number + len(st.pop)))
             st.next_number += len(st.pop)
             st.handed = 0
