@@ -65,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"short budget (default {DEFAULT_BUDGET})")
     parser.add_argument("--factor", type=float, default=4.0, help="long budget = factor x short (default 4)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: robust on a shared machine)"
+    )
     parser.add_argument("--out", default=None, help="JSON path (default results/proxy_fidelity_<device>.json)")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
     short = Budget.parse(args.budget)
     long = short.scaled(args.factor)
     space = SearchSpace.builtin(args.space).for_device(supported_quants(device))

@@ -42,11 +42,12 @@ def stdlib_root() -> Path:
 
 
 def list_files(root: Path) -> list[Path]:
-    """The corpus files under ``root``, sorted by relative POSIX path."""
-    files = [
-        p for p in root.rglob("*.py") if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(root).parts[:-1])
-    ]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    """The corpus files under ``root``, sorted by relative POSIX path (skipped directories are not walked)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        files.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
+    return sorted((p for p in files if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
 
 
 def is_validation(rel_path: str, val_fraction: float) -> bool:

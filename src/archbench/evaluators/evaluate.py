@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archbench.errors import ConfigError
 from archbench.evaluators import measurement
 from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
 from archbench.evaluators.measurement import Measured, fingerprint, not_measured, one_line
@@ -54,10 +55,18 @@ class _Outcome:
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
-    """``device``, or the first CUDA GPU when there is one, else the CPU."""
+    """``device``, or the first CUDA GPU when there is one, else the CPU; a missing GPU is a ConfigError."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device}: torch sees no CUDA GPU on this machine (use cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device}: archbench evaluates on cpu or cuda")
+    return dev
 
 
 def _quant_names(task: Task) -> tuple[str, ...]:

@@ -1,0 +1,78 @@
+"""``archbench evaluate ARCH.yaml``: train one architecture briefly on a task, score it and measure it.
+
+    archbench evaluate my_arch.yaml [--task charlm] [--budget steps=100] [--seed 0] [--lr 3e-3]
+                                    [--device cpu|cuda] [--no-measure] [--format table|json]
+
+Exit status 0 when the trial's status is ok, 1 for any other recorded status (diverged, oom, failed,
+unsupported; the result is still printed), 2 for a user error (bad file, budget or task name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{value} must be a positive number")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    from archbench.evaluators.budget import DEFAULT_BUDGET
+
+    p = sub.add_parser("evaluate", help="train an architecture on a task for a short budget, score and measure it")
+    p.add_argument("file", help="architecture YAML (as written by `archbench export`)")
+    p.add_argument("--task", default="charlm", help="task name: charlm (default), recall, digits, or a registered one")
+    p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"steps=N, tokens=N or seconds=X ({DEFAULT_BUDGET})")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default 3e-3)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--no-measure", action="store_true", help="skip latency/energy/memory measurement")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from archbench.evaluators import Budget, TrainConfig, evaluate, get_task, resolve_device
+    from archbench.search_space import load_arch
+
+    arch = load_arch(args.file)
+    task = get_task(args.task)
+    budget = Budget.parse(args.budget)
+    device = resolve_device(args.device)
+    config = TrainConfig() if args.lr is None else TrainConfig(lr=args.lr)
+    result = evaluate(arch, task, budget, seed=args.seed, device=device, measure=not args.no_measure, config=config)
+    if args.format == "json":
+        row = result.to_row()
+        row["null_reasons"] = dict(result.null_reasons)
+        print(json.dumps(row, indent=2, default=str))
+    else:
+        _print_table(result)
+    return 0 if result.status == "ok" else 1
+
+
+def _print_table(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    title = f"{result.arch_id}  {result.arch.describe()}  task={result.task} {result.budget} seed={result.seed}"
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("note")
+    for name, value in result.metrics.items():
+        shown = "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        table.add_row(name, shown, result.null_reasons.get(name, ""))
+    console.print(table)
+    status = result.status if not result.reason else f"{result.status}: {result.reason}"
+    device = result.hardware.get("device_name") or result.hardware.get("device_kind", "")
+    console.print(f"status {status}   device {device}")
