@@ -12,7 +12,7 @@ import torch
 
 from archbench import Architecture
 from archbench.errors import ConfigError
-from archbench.evaluators import TASKS, Batch, Budget, TrainConfig, evaluate, train
+from archbench.evaluators import TASKS, Batch, Budget, TrainConfig, evaluate, get_task, train, validate
 from archbench.evaluators.digits import Digits
 from archbench.evaluators.measurement import COST_METRICS
 from archbench.evaluators.task import TaskData
@@ -44,7 +44,20 @@ def test_same_seed_twice_gives_the_same_result_and_another_seed_does_not() -> No
     a, b, c = (r.metrics["val_loss"] for r in runs)
     assert abs(a - b) <= 1e-6
     assert abs(a - c) > 1e-6
-    assert torch.initial_seed() is not None  # the caller's RNG is untouched in type; checked next
+
+
+def test_drop_path_is_off_in_validation() -> None:
+    arch = TINY.replace(drop_path=0.5, depth=4)
+    task = get_task("charlm", val_bytes=2048)
+    data = task.prepare(arch)
+    model = task.build(arch)
+    first = validate(model, task, data, torch.device("cpu"), 16)
+    assert validate(model, task, data, torch.device("cpu"), 16) == first  # no random layer drops
+    assert model.training  # validate() restores the mode it found
+    model.train()
+    batch = next(data.val_batches(16))
+    with torch.no_grad():
+        assert not torch.equal(model(batch.x), model(batch.x))  # while training, layers are dropped at random
 
 
 def test_evaluate_leaves_the_callers_random_state_alone() -> None:
