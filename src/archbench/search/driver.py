@@ -30,7 +30,7 @@ from archbench.leaderboard.objectives import Objective, parse_objectives
 from archbench.search.executor import RayConfig, make_executor
 from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
-from archbench.search.study import check_or_create
+from archbench.search.study import check_or_create, driver_lock
 from archbench.search.trial_evaluators import failed_result
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
@@ -181,12 +181,13 @@ def run_search(config: SearchConfig) -> SearchOutcome:
     started = time.monotonic()
     study = config.study_name
     lb = Leaderboard(config.leaderboard)
-    check_or_create(config.study_dir, study, config.identity())
-    executor = make_executor(config.ray)
-    try:
-        return _loop(config, study, lb, executor, started)
-    finally:
-        executor.shutdown()
+    with driver_lock(config.study_dir, study):
+        check_or_create(config.study_dir, study, config.identity())
+        executor = make_executor(config.ray)
+        try:
+            return _loop(config, study, lb, executor, started)
+        finally:
+            executor.shutdown()
 
 
 NOT_ON_CPU = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
@@ -279,14 +280,17 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
                     raise ConfigError(f"strategy {config.strategy} proposes nothing while no trial is running")
                 continue
             stalled = 0
-            for ref in executor.wait(list(in_flight), timeout=1.0):
+            finished = []
+            ready = executor.wait(list(in_flight), timeout=1.0)
+            for ref, got in zip(ready, executor.get_many(ready), strict=True):
                 s = in_flight.pop(ref)
-                got = executor.get(ref)
                 result = got if isinstance(got, TrialResult) else _lost(config, evaluator, s, study, got)
-                row = result.to_row()
-                lb.append([row])  # durable before the strategy hears of it
-                cache.add(row)
-                finish(s, row, result)
+                finished.append((s, result, result.to_row()))
+            if finished:
+                lb.append([row for _, _, row in finished])  # durable before the strategy hears of it
+                for s, result, row in finished:
+                    cache.add(row)
+                    finish(s, row, result)
             refresh()
 
     strategy.close()

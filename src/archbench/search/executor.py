@@ -103,8 +103,14 @@ class RayExecutor:
             ready = list(dict.fromkeys([*ready, *more]))
         return ready
 
+    def get_many(self, refs: list[Any]) -> list[TrialResult | BaseException]:
+        """Each finished task's TrialResult, or the Ray error that ended it (worker/node lost after retries)."""
+        try:
+            return list(self._ray.get(refs))  # one round trip for the common case
+        except self._ray.exceptions.RayError:
+            return [self.get(ref) for ref in refs]
+
     def get(self, ref: Any) -> TrialResult | BaseException:
-        """The task's TrialResult, or the Ray error that ended it (worker/node lost after retries)."""
         try:
             return self._ray.get(ref)
         except self._ray.exceptions.RayError as exc:
@@ -143,8 +149,8 @@ class InlineExecutor:
     def wait(self, refs: list[Any], timeout: float) -> list[Any]:
         return list(refs)
 
-    def get(self, ref: int) -> TrialResult | BaseException:
-        return self._results.pop(ref)
+    def get_many(self, refs: list[int]) -> list[TrialResult | BaseException]:
+        return [self._results.pop(ref) for ref in refs]
 
     def shutdown(self) -> None:
         pass

@@ -9,14 +9,13 @@ import numpy as np
 
 from archbench.search.checkpoint import Checkpoint
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
-from archbench.search_space.architecture import Architecture
 
 
 @dataclass
 class _State:
     next_number: int = 0
     told: int = 0
-    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pending: dict[int, list[int]] = field(default_factory=dict)  # trial number -> choice indices
     seen: set[str] = field(default_factory=set)
 
 
@@ -39,7 +38,7 @@ class RandomSearch(Strategy):
                 break
             arch = self.space.sample(1, seed=int(rng.integers(2**31)))[0]
         st.next_number += 1
-        st.pending[number] = arch.to_dict()
+        st.pending[number] = [int(i) for i in self.space.encode(arch)]
         st.seen.add(arch.arch_id)
         self._ckpt.save(st)
         return Suggestion(number, arch)
@@ -51,7 +50,7 @@ class RandomSearch(Strategy):
             self._ckpt.save(st)
 
     def pending(self) -> list[Suggestion]:
-        return [Suggestion(n, Architecture.from_dict(a)) for n, a in sorted(self._state.pending.items())]
+        return [Suggestion(n, self.space.decode(x)) for n, x in sorted(self._state.pending.items())]
 
     def told(self) -> int:
         return self._state.told

@@ -8,7 +8,11 @@ would make the front meaningless. ``n_trials`` and ``concurrency`` may change be
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +48,23 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any]) -> bo
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+@contextlib.contextmanager
+def driver_lock(study_dir: Path, study: str) -> Iterator[None]:
+    """Hold the study's driver lock for the run: two drivers on one study would ask the same trial
+    numbers twice. The OS drops the lock when the process dies, SIGKILL included."""
+    study_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(study_dir / "driver.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            msg = f"study {study!r} is being run by another driver (pid {holder}); wait for it or stop it"
+            raise ConfigError(msg) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
