@@ -54,7 +54,7 @@ class CharLM(Task):
     name: ClassVar[str] = "charlm"
     metric_names: ClassVar[tuple[str, ...]] = ("val_loss", "val_bpb")
 
-    batch_size: int = 32
+    batch_size: int = 16  # small batches, more steps: at a fixed byte budget, tiny models learn more per byte
     seq_len: int | None = None  # None: the architecture's max_seq_len
     val_bytes: int = 1 << 16  # size of the fixed validation set
     val_fraction: float = 0.1  # share of files held out for validation
