@@ -60,7 +60,7 @@ def test_hardware_columns_say_where_and_how(cpu_result: ModelMeasurement) -> Non
         assert key in hw, key
     assert hw["device_kind"] == "cpu" and hw["torch_threads"] == torch.get_num_threads()
     assert (hw["timing_method"], hw["measure_mode"], hw["exec_mode"]) == ("perf_counter", "prefill", "eager")
-    assert hw["flex_compiled"] is False and hw["recompiles_in_window"] == 0
+    assert hw["flex_compiled"] is True and hw["recompiles_in_window"] == 0  # the deployed (compiled) flex kernel
 
 
 def test_quantized_model_is_measured_as_deployed() -> None:
@@ -131,3 +131,20 @@ def test_training_step_memory_when_asked() -> None:
     quantized = measure_model(q, arch=ARCH, seq_len=16, rule=_rule(), energy=False, memory=False, train_memory=True)
     value = quantized.metrics["peak_train_mem_mb"]
     assert value is not None or "training step" in quantized.null_reasons["peak_train_mem_mb"]
+
+
+@pytest.mark.slow
+def test_windowed_attention_is_timed_through_compiled_flex() -> None:
+    """The deployed kernel: FlexAttention compiled in the untimed warm-up, never inside the window."""
+    from archbench.latency.stats import StopRule
+    from archbench.search_space import attention
+
+    arch = Architecture(depth=1, width=32, heads=2, attention="sliding_window", window=8, max_seq_len=32)
+    model = build(arch).eval()
+    rule = StopRule(time_cap_s=1.0, min_time_s=0.1)
+    m = measure_model(model, arch, "cpu", energy=False, memory=False, rule=rule)
+    assert m.hardware["flex_compiled"] is True and m.hardware["recompiles_in_window"] == 0
+    assert m.metrics["latency_ms"] is not None and m.metrics["latency_ms"] > 0
+    assert attention._FLEX_COMPILE is None  # the process setting is restored afterwards
+    eager = measure_model(model, arch, "cpu", energy=False, memory=False, rule=rule, flex_compile=False)
+    assert eager.hardware["flex_compiled"] is False and eager.metrics["latency_ms"] is not None

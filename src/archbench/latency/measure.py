@@ -29,7 +29,7 @@ from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule
 from archbench.latency.timing import LatencyResult, repeat_for, time_callable
 from archbench.search_space.architecture import Architecture
-from archbench.search_space.attention import flex_compiled
+from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
 
 LATENCY_KEYS = ("latency_ms", "latency_p90_ms", "latency_cv", "latency_iqr_ms", "latency_samples")
@@ -121,6 +121,7 @@ def measure_model(
     flush_l2: bool = False,
     cuda_graph: bool = False,
     compile: bool = False,
+    flex_compile: bool | None = True,
     gpu: Gpu | None = None,
     seed: int = 0,
 ) -> ModelMeasurement:
@@ -157,7 +158,8 @@ def measure_model(
 
     latency: LatencyResult | None = None
     window: WindowResult | None = None
-    with torch.inference_mode():
+    flex_mode = flex_compile_mode(flex_compile) if flex_compile is not None else contextlib.nullcontext()
+    with flex_mode, torch.inference_mode():
         try:
             for _attempt in range(2):
                 latency = time_callable(
@@ -199,6 +201,8 @@ def measure_model(
 
     hardware = hardware_fingerprint(device, gpu)
     hardware.update(_conditions(latency, window, mode, device, flush_l2))
+    if flex_compile is not None:
+        hardware["flex_compiled"] = flex_compile
     return ModelMeasurement(rec.metrics, rec.reasons, hardware, latency, window, flop_count, roof, tuple(notes))
 
 

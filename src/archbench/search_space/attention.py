@@ -18,9 +18,10 @@ subclasses :class:`AttentionPattern` and registers itself with ``uses_window=...
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import torch
@@ -44,6 +45,18 @@ def set_flex_compile(enabled: bool | None) -> None:
     """
     global _FLEX_COMPILE
     _FLEX_COMPILE = enabled
+
+
+@contextlib.contextmanager
+def flex_compile_mode(enabled: bool | None) -> Iterator[None]:
+    """Run FlexAttention compiled (True) or eager (False) inside the block, then restore the setting."""
+    global _FLEX_COMPILE
+    previous = _FLEX_COMPILE
+    _FLEX_COMPILE = enabled
+    try:
+        yield
+    finally:
+        _FLEX_COMPILE = previous
 
 
 def flex_compiled(device: torch.device) -> bool:
