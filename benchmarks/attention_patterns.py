@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -54,7 +55,7 @@ def main() -> None:
         mask = sw.dense_mask(s, device)
         fns = {
             "dense (SDPA causal)": (attention.Dense(0, True), 0.5 + 0.5 / s),
-            "SDPA + window mask": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None),
+            "SDPA + window mask": (partial(F.scaled_dot_product_attention, attn_mask=mask), None),
             "sliding_window (flex)": (sw, sw.kept_fraction(s)),
             "block_sparse (flex)": (attention.BlockSparse(args.window, True), None),
             "linear": (attention.Linear(0, True), 0.0),

@@ -142,27 +142,33 @@ def make_evaluator(config: SearchConfig) -> Any:
     return cls(**{**base, **opts})
 
 
-class _Cache:
-    """ok rows by (arch_id, task, budget, device_name), from the leaderboard and this run."""
+CACHE_KEYS = ("device_name", "torch_threads", "archbench_version")  # what must match besides task and budget
 
-    def __init__(self, lb: Leaderboard, task: str, budget: str, device_name: str | None, enabled: bool) -> None:
+
+class _Cache:
+    """ok rows by arch_id for this task and budget, measured on the same device (same ``CACHE_KEYS``:
+    a CPU latency taken with another thread count, or by another archbench version, is not reused)."""
+
+    def __init__(self, lb: Leaderboard, task: str, budget: str, hardware: dict[str, Any], enabled: bool) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
-        self.task, self.budget, self.device_name = task, budget, device_name
-        if not enabled or device_name is None or not lb.exists():
-            self.enabled = enabled and device_name is not None
+        self.identity = {k: hardware[k] for k in CACHE_KEYS if hardware.get(k) is not None}
+        self.enabled = enabled and "device_name" in self.identity
+        if not self.enabled or not lb.exists():
             return
-        self.enabled = True
         df = lb.query(task=task, status="ok").collect()
-        if df.height and {"budget", "device_name"} <= set(df.columns):
-            df = df.filter((pl.col("budget") == budget) & (pl.col("device_name") == device_name))
-            for row in df.sort("created_at").to_dicts():
-                self.rows[row["arch_id"]] = row
+        if not df.height or "budget" not in df.columns or not set(self.identity) <= set(df.columns):
+            return
+        df = df.filter(pl.col("budget") == budget)
+        for key, value in self.identity.items():
+            df = df.filter(pl.col(key) == value)
+        for row in df.sort("created_at").to_dicts():
+            self.rows[row["arch_id"]] = row
 
     def get(self, arch: Architecture) -> dict[str, Any] | None:
         return self.rows.get(arch.arch_id) if self.enabled else None
 
     def add(self, row: dict[str, Any]) -> None:
-        if self.enabled and row.get("status") == "ok" and row.get("device_name") == self.device_name:
+        if self.enabled and row.get("status") == "ok" and all(row.get(k) == v for k, v in self.identity.items()):
             self.rows[row["arch_id"]] = row
 
 
@@ -228,7 +234,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         space, config.objectives, config.seed, config.study_dir, study=study, **config.strategy_options
     )
     use_cache = config.cache and evaluator.cacheable
-    cache = _Cache(lb, config.task_label, config.budget, hardware.get("device_name"), use_cache)
+    cache = _Cache(lb, config.task_label, config.budget, hardware, use_cache)
     concurrency = config.concurrency or executor.slots()
 
     done_rows = _study_rows(lb, study)

@@ -64,10 +64,12 @@ class TrainEvaluator:
         )
 
     def probe_hardware(self) -> dict[str, Any]:
+        """The fingerprint a trial's rows will carry (same device, same thread count)."""
         import torch
 
         from archbench.latency import hardware_fingerprint
 
+        torch.set_num_threads(max(1, self.threads))
         return dict(hardware_fingerprint(torch.device("cuda" if torch.cuda.is_available() else "cpu")))
 
 
