@@ -115,7 +115,14 @@ def _run(
         out.status, out.reason = "unsupported", quantized.reason
         out.null(_quant_names(task), f"unsupported: {quantized.reason}")
         return out
-    quant_metrics = validate(quantized.model, task, data, device, batch_size)
+    try:
+        quant_metrics = validate(quantized.model, task, data, device, batch_size)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # the float metrics stay: only the deployed model failed
+        out.status, out.reason = "failed", f"{arch.quant} model: {one_line(exc)}"
+        out.null(_quant_names(task), out.reason)
+        return out
     if not _finite(quant_metrics):
         out.status = "diverged"
         out.reason = f"{arch.quant} model: validation loss is {quant_metrics['val_loss']} (the float model's is finite)"
