@@ -156,6 +156,16 @@ def test_changed_settings_are_refused_with_the_differences(tmp_path: Path) -> No
     assert "\n" not in str(info.value)
 
 
+def test_a_study_whose_state_was_deleted_is_not_mixed_into(tmp_path: Path) -> None:
+    import shutil
+
+    first = run_search(sleep_config(tmp_path, n_trials=2, study="gone"))
+    shutil.rmtree(first.study_dir)
+    with pytest.raises(ConfigError, match="already has rows of study 'gone' but its state"):
+        run_search(sleep_config(tmp_path, n_trials=2, study="gone"))
+    assert not (first.study_dir / "study.json").exists()
+
+
 def test_cache_reuses_rows_of_architectures_already_measured(tmp_path: Path) -> None:
     one = SearchSpace.from_dict({"name": "one", "fields": {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 32,
                                                            "residual": ["pre_ln", "rezero"]}})  # fmt: skip

@@ -188,6 +188,11 @@ def run_search(config: SearchConfig) -> SearchOutcome:
     study = config.study_name
     lb = Leaderboard(config.leaderboard)
     with driver_lock(config.study_dir, study):
+        if not (config.study_dir / "study.json").exists() and _study_rows(lb, study):
+            raise ConfigError(
+                f"the leaderboard already has rows of study {study!r} but its state ({config.study_dir}) "
+                "is missing: pick another study=NAME rather than mix two runs under one name"
+            )
         check_or_create(config.study_dir, study, config.identity())
         executor = make_executor(config.ray)
         try:
