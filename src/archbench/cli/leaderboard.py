@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from archbench.cli.argtypes import nonnegative_int, positive_int
 from archbench.errors import ConfigError
 
 QUICK_LOOK = ("val_loss", "val_bpb", "val_acc", "latency_ms", "energy_mj", "peak_mem_mb", "params")
@@ -245,26 +246,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---- parser -------------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _nonnegative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 (all) or more")
-    return value
-
-
 def _root(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root", metavar="DIR", help="leaderboard directory (default $ARCHBENCH_LEADERBOARD or runs/leaderboard)"
@@ -297,7 +278,9 @@ def add_parser(sub: Any) -> None:
 
     show = verbs.add_parser("show", help="the best (or latest) rows")
     _query_args(show)
-    show.add_argument("--top", type=_nonnegative, default=20, metavar="K", help="how many rows (default 20; 0 = all)")
+    show.add_argument(
+        "--top", type=nonnegative_int, default=20, metavar="K", help="how many rows (default 20; 0 = all)"
+    )
     show.add_argument(
         "--by", metavar="METRIC", help="rank by this metric (NAME or NAME:min|max); default: latest first"
     )
@@ -341,8 +324,8 @@ def add_parser(sub: Any) -> None:
 
     compact = verbs.add_parser("compact", help="merge small parts into big ones (atomic, loses nothing)")
     _root(compact)
-    compact.add_argument("--small-rows", type=_positive, default=100_000, help="merge parts below this many rows")
-    compact.add_argument("--target-rows", type=_positive, default=1_000_000, help="rows per merged part at most")
+    compact.add_argument("--small-rows", type=positive_int, default=100_000, help="merge parts below this many rows")
+    compact.add_argument("--target-rows", type=positive_int, default=1_000_000, help="rows per merged part at most")
     compact.set_defaults(func=cmd_compact)
 
     export = sub.add_parser("export", help="write a leaderboard architecture as a runnable config")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from archbench.cli.argtypes import integer, positive_int
 from archbench.errors import ArchbenchError, ConfigError
 
 SUBCOMMAND_MODULES = (
@@ -149,23 +149,6 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="archbench", description="Hardware-aware architecture search and benchmarking for transformers."
@@ -180,8 +163,8 @@ def make_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_space_show)
     sample = space_sub.add_parser("sample", help="YAML of valid architectures drawn from a space")
     sample.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=lm_small")
-    sample.add_argument("--n", type=_positive_int, default=5, help="how many (default 5)")
-    sample.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    sample.add_argument("--n", type=positive_int, default=5, help="how many (default 5)")
+    sample.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
     sample.add_argument("--any-device", action="store_true", help="keep quant modes this device cannot run")
     sample.add_argument("-o", "--output", help="write to this file instead of stdout")
     sample.set_defaults(func=cmd_space_sample)
@@ -192,8 +175,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     # Further verbs live in their own modules, each with add_parser(subparsers).
     for module in SUBCOMMAND_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).add_parser(sub)
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 

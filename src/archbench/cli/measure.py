@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
+from archbench.cli.argtypes import positive_float, positive_int
 from archbench.errors import ConfigError
 
 UNITS = {
@@ -27,37 +27,17 @@ UNITS = {
 }
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{value} must be a positive number")
-    return value
-
-
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("measure", help="measure latency, energy, memory, FLOPs and size of one architecture")
     p.add_argument("file", help="architecture YAML (as written by `archbench export`)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
-    p.add_argument("--seq", type=_positive, default=None, help="sequence length (default: the arch's max_seq_len)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--seq", type=positive_int, default=None, help="sequence length (default: the arch's max_seq_len)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
-    p.add_argument("--classes", type=_positive, default=None, help="measure the encoder classifier with K classes")
-    p.add_argument("--cv-target", type=_positive_float, default=0.02, help="stop repeating below this CV (0.02)")
-    p.add_argument("--time-cap", type=_positive_float, default=10.0, help="seconds of timed repetition at most (10)")
-    p.add_argument("--energy-window", type=_positive_float, default=2.0, help="seconds of the energy window (2)")
+    p.add_argument("--classes", type=positive_int, default=None, help="measure the encoder classifier with K classes")
+    p.add_argument("--cv-target", type=positive_float, default=0.02, help="stop repeating below this CV (0.02)")
+    p.add_argument("--time-cap", type=positive_float, default=10.0, help="seconds of timed repetition at most (10)")
+    p.add_argument("--energy-window", type=positive_float, default=2.0, help="seconds of the energy window (2)")
     p.add_argument("--no-energy", action="store_true", help="skip the energy window")
     p.add_argument("--flush-l2", action="store_true", help="flush the GPU's L2 before every timed call")
     p.add_argument("--cuda-graph", action="store_true", help="replay the forward from a captured CUDA graph")
