@@ -2,6 +2,8 @@
 
     archbench leaderboard show        [--top K] [--by METRIC[:min|max]] [--columns A,B|all]
     archbench leaderboard pareto      [--objectives val_loss:min,latency_ms:min] [--all] [--mix-hardware]
+    archbench leaderboard pick        --minimize METRIC | --maximize METRIC [--under METRIC=BOUND ...] [--export F]
+    archbench leaderboard knee        [--objectives val_loss:min,latency_ms:min] [--export FILE.yaml]
     archbench leaderboard hypervolume [--objectives ...] [--ref V1,V2,...] [--mix-hardware]
     archbench leaderboard sql         "SELECT ... FROM results WHERE ..."
     archbench leaderboard plot        --out FILE.png|FILE.html [--objectives A,B[,C...]] [--mix-hardware]
@@ -10,14 +12,16 @@
     archbench export ARCH_ID [-o FILE.yaml]
 
 Query verbs take --task, --study, --hardware GLOB (on device_name), --status (default ok; "all" for
-every row) and --format table|csv|json|markdown; all verbs take --root DIR (default
-$ARCHBENCH_LEADERBOARD or runs/leaderboard).
+every row), --where "latency_ms<=20,params<=1e6" (constraints on stored metrics; a null metric fails),
+--feasible (rows judged feasible) and --format table|csv|json|markdown; all verbs take --root DIR
+(default $ARCHBENCH_LEADERBOARD or runs/leaderboard).
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -61,8 +65,12 @@ def _env_set() -> bool:
     return bool(os.environ.get(ENV_VAR))
 
 
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {"task": args.task, "study": args.study, "hardware": args.hardware, "status": args.status}
+def _filters(args: argparse.Namespace, steer: bool = True) -> dict[str, Any]:
+    """The query filters from the flags; ``steer=False`` leaves out --where and --feasible."""
+    out = {"task": args.task, "study": args.study, "hardware": args.hardware, "status": args.status}
+    if steer:
+        out.update(where=getattr(args, "where", None), feasible=getattr(args, "feasible", False))
+    return out
 
 
 def _checked_filters(lb: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -181,6 +189,71 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bounds(items: list[str] | None) -> dict[str, float]:
+    """``--under latency_ms=20 --under params=1e6`` as ``{"latency_ms": 20.0, "params": 1e6}``."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        metric, sep, number = item.partition("=")
+        metric = metric.strip()
+        try:
+            bound = float(number) if sep and metric else math.nan
+        except ValueError:
+            bound = math.nan
+        if not math.isfinite(bound):
+            raise ConfigError(f"--under {item!r}: write METRIC=BOUND with a finite number, e.g. --under latency_ms=20")
+        if metric in out:
+            raise ConfigError(f"--under {metric} is given twice")
+        out[metric] = bound
+    return out
+
+
+def _one_row(lb: Any, row: dict[str, Any], args: argparse.Namespace, shown: list[str], title: str) -> None:
+    """Print the chosen ``row``; with --export also write its config (as `archbench export` would)."""
+    import polars as pl
+
+    df = pl.from_dicts([row], infer_schema_length=1)
+    default = ["arch_id", "study", "trial", "task", "device_name", *ARCH_LOOK, *shown]
+    default += _present(df, QUICK_LOOK)
+    _emit(_select(df, args.columns, default, args.format), args, title)
+    if args.export:
+        lb.export(row["arch_id"], args.export, row=row, **_filters(args, steer=False))
+        print(f"wrote {args.export} (arch {row['arch_id']})", file=sys.stderr)
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from archbench.constraints import parse_constraints
+
+    under = _bounds(args.under)
+    bounds = [*parse_constraints(under), *parse_constraints(args.where)]
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        filters.pop("where")
+        row = lb.pick(
+            args.minimize, args.maximize, under=under, where=args.where, mix_hardware=args.mix_hardware, **filters
+        )
+    metric = args.minimize or args.maximize
+    how = f"lowest {metric}" if args.minimize else f"highest {metric}"
+    title = f"{how} with {', '.join(map(str, bounds)) or 'no bounds'}: {_describe(args)}"
+    _one_row(lb, row, args, [metric, *(c.metric for c in bounds)], title)
+    return 0
+
+
+def cmd_knee(args: argparse.Namespace) -> int:
+    from archbench.leaderboard import parse_objectives
+
+    objs = parse_objectives(args.objectives, minimum=2)
+    lb = _open(args)
+    with _warnings_to_stderr():
+        filters = _checked_filters(lb, args)
+        row = lb.knee(objs, mix_hardware=args.mix_hardware, **filters)
+    title = (
+        f"knee of the front of {', '.join(map(str, objs))} (Das 1999, normal boundary intersection): {_describe(args)}"
+    )
+    _one_row(lb, row, args, [*(o.name for o in objs), "knee_distance"], title)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import polars as pl
 
@@ -235,7 +308,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     lb = _open(args)
     with _warnings_to_stderr():
-        text = lb.export(args.arch_id, args.output, **_filters(args))
+        text = lb.export(args.arch_id, args.output, **_filters(args, steer=False))
     if args.output:
         print(f"wrote {args.output}")
     else:
@@ -252,12 +325,19 @@ def _root(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _query_args(p: argparse.ArgumentParser, fmt: bool = True) -> None:
+def _query_args(p: argparse.ArgumentParser, fmt: bool = True, steer: bool = True) -> None:
     _root(p)
     p.add_argument("--task", help="only these tasks (comma-separated)")
     p.add_argument("--study", help="only these studies (comma-separated)")
     p.add_argument("--hardware", metavar="GLOB", help='device_name glob, case-insensitive (e.g. "NVIDIA H100*")')
     p.add_argument("--status", default="ok", help="statuses to include, comma-separated, or all (default ok)")
+    if steer:
+        p.add_argument(
+            "--where",
+            metavar="CONSTRAINTS",
+            help='only rows meeting these, e.g. "latency_ms<=20,params<=1e6" (a null metric fails)',
+        )
+        p.add_argument("--feasible", action="store_true", help="only rows judged feasible against their constraints")
     if fmt:
         p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table", help="output format")
 
@@ -313,6 +393,26 @@ def add_parser(sub: Any) -> None:
     plot.add_argument("--out", required=True, metavar="FILE", help="FILE.png, .svg, .pdf or .html")
     plot.set_defaults(func=cmd_plot)
 
+    pick = verbs.add_parser("pick", help="the best row under bounds, e.g. lowest val_loss with latency_ms<=20")
+    _query_args(pick)
+    by = pick.add_mutually_exclusive_group(required=True)
+    by.add_argument("--minimize", metavar="METRIC", help="pick the row with the lowest METRIC")
+    by.add_argument("--maximize", metavar="METRIC", help="pick the row with the highest METRIC")
+    pick.add_argument(
+        "--under", action="append", metavar="METRIC=BOUND", help="METRIC <= BOUND (repeat for several bounds)"
+    )
+    pick.add_argument("--mix-hardware", action="store_true", help="allow rows from several devices")
+    pick.add_argument("--export", metavar="FILE.yaml", help="also write the picked row's config (as `export` does)")
+    pick.add_argument("--columns", help="comma-separated columns to print, or all")
+    pick.set_defaults(func=cmd_pick)
+
+    knee = verbs.add_parser("knee", help="the front's point of largest trade-off (Das 1999 NBI knee)")
+    _query_args(knee)
+    _objectives(knee)
+    knee.add_argument("--export", metavar="FILE.yaml", help="also write the knee row's config (as `export` does)")
+    knee.add_argument("--columns", help="comma-separated columns to print, or all")
+    knee.set_defaults(func=cmd_knee)
+
     check = verbs.add_parser("check", help="verify every part; name the bad ones")
     _root(check)
     check.add_argument("--quick", action="store_true", help="read footers only, not every data page")
@@ -331,5 +431,5 @@ def add_parser(sub: Any) -> None:
     export = sub.add_parser("export", help="write a leaderboard architecture as a runnable config")
     export.add_argument("arch_id", help="arch id or a unique prefix of it")
     export.add_argument("-o", "--output", metavar="FILE.yaml", help="write here (default: stdout)")
-    _query_args(export, fmt=False)
+    _query_args(export, fmt=False, steer=False)
     export.set_defaults(func=cmd_export)

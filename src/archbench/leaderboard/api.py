@@ -6,6 +6,9 @@
     lb.pareto(["val_loss", "latency_ms"], task="charlm")
     lb.hypervolume(["val_loss", "latency_ms"], ref=[4.0, 20.0])
     lb.sql("SELECT arch_id, val_loss FROM results WHERE depth > 8")
+    lb.pareto(["val_loss", "latency_ms"], feasible=True, where="peak_mem_mb<=40000")
+    lb.pick(minimize="val_loss", under={"latency_ms": 20})   # the best row under a bound
+    lb.knee(["val_loss", "latency_ms"])                      # the front's point of largest trade-off
 
 Query methods see ``status == "ok"`` rows unless ``status`` says otherwise (``"all"`` or None: every
 row). Storage contract: see :mod:`archbench.leaderboard.store` (atomic, durable, multi-process appends).
@@ -15,12 +18,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 
+from archbench.constraints import ConstraintsArg, parse_constraints
 from archbench.errors import ConfigError
 from archbench.leaderboard import maintenance
 from archbench.leaderboard.filters import Filters
@@ -119,9 +123,16 @@ class Leaderboard:
         study: str | Sequence[str] | None = None,
         hardware: str | None = None,
         status: str | Sequence[str] | None = "ok",
+        where: ConstraintsArg = None,
+        feasible: bool = False,
     ) -> pl.LazyFrame:
-        """The rows that pass the filters (``hardware`` is a case-insensitive glob on device_name)."""
-        return Filters.make(task, study, hardware, status).apply(self.scan())
+        """The rows that pass the filters (``hardware`` is a case-insensitive glob on device_name).
+
+        ``where="latency_ms<=20"`` (or a list, or ``{"latency_ms": 20}``) keeps rows whose stored metrics meet
+        every constraint (a null metric fails); ``feasible=True`` keeps rows judged feasible (see
+        :class:`Filters`). Every query method below takes these too.
+        """
+        return Filters.make(task, study, hardware, status, where, feasible).apply(self.scan())
 
     def top(self, k: int | None = 20, by: str | Objective | None = None, **filters: Any) -> pl.DataFrame:
         """The ``k`` best rows by ``by`` (``"val_loss"``, ``"val_acc:max"``), or the latest ``k`` without it.
@@ -154,6 +165,8 @@ class Leaderboard:
 
         With ``all_rows`` every row comes back with ``pareto_front`` and ``pareto_rank`` (0 on the
         front, null where an objective is missing); otherwise only the front, with ``pareto_rank`` 0.
+        ``feasible=True`` gives the front among feasible rows; ``where="latency_ms<=20"`` the front among
+        rows meeting query-time constraints (see :meth:`query`).
         """
         objs = parse_objectives(objectives, minimum=2)
         lf = self.query(**filters)
@@ -213,11 +226,68 @@ class Leaderboard:
         df = self._robust(lambda: self.query(**kwargs).collect())
         return plot_front(df, objs, Path(out), mix_hardware=mix, source=str(self.root))
 
-    def export(self, arch_id: str, path: str | os.PathLike[str] | None = None, **filters: Any) -> str:
+    def pick(
+        self,
+        minimize: str | None = None,
+        maximize: str | None = None,
+        *,
+        under: Mapping[str, float] | None = None,
+        where: ConstraintsArg = None,
+        mix_hardware: bool = False,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """The best single row by ``minimize`` or ``maximize`` among rows meeting the bounds.
+
+        ``under={"latency_ms": 20}`` means ``latency_ms <= 20``; ``where`` adds any constraints
+        (``"val_acc>=0.5,params<1e6"``); a row with a bounded metric null never qualifies. Rows are the
+        query's (status ok by default; ``feasible=True`` narrows to feasible ones) and must come from one
+        task and one device (``mix_hardware`` allows several devices). Ties: lower latency_ms, then arch_id.
+        No qualifying row: a one-line ConfigError with how many rows were considered and how close the
+        best of them comes to each bound.
+        """
+        from archbench.leaderboard.pick import pick_row
+
+        if (minimize is None) == (maximize is None):
+            raise ConfigError("say what to pick by: give exactly one of minimize= or maximize= (a metric)")
+        objective = Objective(minimize, "min") if minimize is not None else Objective(str(maximize), "max")
+        constraints = (*parse_constraints(under), *parse_constraints(where))
+        lf = self.query(**filters)
+        check_columns([objective], lf.collect_schema(), what="metric")
+        check_columns([Objective(c.metric) for c in constraints], lf.collect_schema(), what="constraint metric")
+        df = self._robust(lambda: self.query(**filters).collect())
+        return pick_row(df, objective, constraints, mix_hardware=mix_hardware)
+
+    def knee(
+        self, objectives: ObjectivesArg = DEFAULT_OBJECTIVES, *, mix_hardware: bool = False, **filters: Any
+    ) -> dict[str, Any]:
+        """The knee of the Pareto front: the row of largest trade-off, with its ``knee_distance``.
+
+        Method: normal-boundary-intersection knee (Das 1999). Each objective is scaled to [0, 1] over
+        the front (min/max senses respected); the knee is the front point farthest from the hyperplane
+        through the front's extreme points, on the side of the ideal point (in 2-D: farthest from the
+        line joining the two ends of the front). A front of one point returns it; of two, the one best
+        in the first objective. The filters (``feasible``, ``where`` too) must leave one task and
+        device (``mix_hardware``: one task).
+        """
+        from archbench.leaderboard.pick import knee_row
+
+        objs = parse_objectives(objectives, minimum=2)
+        front = self.pareto(objs, mix_hardware=mix_hardware, **filters)
+        return knee_row(front, objs, mix_hardware=mix_hardware)
+
+    def export(
+        self,
+        arch_id: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        row: Mapping[str, Any] | None = None,
+        **filters: Any,
+    ) -> str:
         """The config YAML of ``arch_id`` (a unique prefix will do) with its latest row's provenance.
 
         Written atomically to ``path`` when given. Among several rows of the arch the latest passing
-        ``filters`` (default: status ok) is used.
+        ``filters`` (default: status ok) is used, or ``row`` when given (a row from :meth:`pick` or
+        :meth:`knee`: ``lb.export(r["arch_id"], "best.yaml", row=r)``).
         """
         from archbench.leaderboard.export import export_config, resolve_arch_id
 
@@ -229,7 +299,7 @@ class Leaderboard:
             raise ConfigError(
                 f"architecture {full} has no rows passing the filters (its statuses: {have}); try --status all"
             )
-        text, _ = export_config(rows, str(self.root), Path(path) if path is not None else None)
+        text, _ = export_config(rows, str(self.root), Path(path) if path is not None else None, row=row)
         return text
 
     def check_filters(self, **filters: Any) -> Filters:

@@ -96,9 +96,18 @@ def arch_from_row(row: Mapping[str, Any]) -> Architecture:
         raise ConfigError(f"row of arch {row.get('arch_id')} does not rebuild an architecture: {exc}") from None
 
 
-def export_config(rows: pl.DataFrame, leaderboard: str, path: str | Path | None = None) -> tuple[str, Path | None]:
-    """The YAML for the most recent of ``rows`` (all of one arch_id); written to ``path`` when given."""
-    latest = rows.sort("created_at", descending=True, nulls_last=True).row(0, named=True)
+def export_config(
+    rows: pl.DataFrame, leaderboard: str, path: str | Path | None = None, row: Mapping[str, Any] | None = None
+) -> tuple[str, Path | None]:
+    """The YAML for the most recent of ``rows`` (all of one arch_id); written to ``path`` when given.
+
+    ``row`` (one of the arch's rows, e.g. the one ``pick`` chose) is described instead of the latest;
+    keys that are not leaderboard columns (``knee_distance``) are left out.
+    """
+    if row is not None:
+        latest = {k: row.get(k) for k in rows.columns}
+    else:
+        latest = rows.sort("created_at", descending=True, nulls_last=True).row(0, named=True)
     arch = arch_from_row(latest)
     note = ""
     if arch.arch_id != latest["arch_id"]:

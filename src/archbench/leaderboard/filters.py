@@ -1,4 +1,6 @@
-"""Row filters shared by every query: task, study, hardware glob (on device_name) and status."""
+"""Row filters shared by every query: task, study, hardware glob (on device_name), status, and the
+steering filters: constraints on stored metrics (``where``) and feasibility (``feasible``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from archbench.constraints import Constraint, ConstraintsArg, constraints_expr, parse_constraints
 from archbench.errors import ConfigError
+from archbench.leaderboard.objectives import Objective, check_columns
 from archbench.trial import STATUSES
 
 ALL_STATUSES = "all"
@@ -46,12 +50,19 @@ def glob_to_regex(pattern: str) -> str:
 
 @dataclass(frozen=True)
 class Filters:
-    """Which rows a query sees. Empty tuples mean "any"; ``status`` defaults to ``ok`` only."""
+    """Which rows a query sees. Empty tuples mean "any"; ``status`` defaults to ``ok`` only.
+
+    ``where``: every constraint must hold on the row's stored metrics (a null metric fails).
+    ``feasible``: only rows judged feasible (``feasible`` true); a row never judged (null) counts as
+    feasible only when ``where`` is given and it passes ``where``. A row judged infeasible never does.
+    """
 
     task: tuple[str, ...] = ()
     study: tuple[str, ...] = ()
     hardware: str | None = None  # glob on device_name, case-insensitive
     status: tuple[str, ...] = ("ok",)
+    where: tuple[Constraint, ...] = ()
+    feasible: bool = False
 
     @classmethod
     def make(
@@ -60,6 +71,8 @@ class Filters:
         study: str | Sequence[str] | None = None,
         hardware: str | None = None,
         status: str | Sequence[str] | None = "ok",
+        where: ConstraintsArg = None,
+        feasible: bool = False,
     ) -> Filters:
         """Filters from user values: comma-separated lists allowed; ``status="all"`` (or None) keeps every status."""
         statuses = _split(status)
@@ -70,7 +83,7 @@ class Filters:
                 close = difflib.get_close_matches(s, STATUSES, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"unknown status {s!r}{hint}: allowed {', '.join(STATUSES)} or all")
-        return cls(_split(task), _split(study), hardware or None, statuses)
+        return cls(_split(task), _split(study), hardware or None, statuses, parse_constraints(where), bool(feasible))
 
     def expr(self) -> pl.Expr:
         conds = [pl.lit(True)]
@@ -82,10 +95,19 @@ class Filters:
             conds.append(pl.col("device_name").fill_null("").str.contains(glob_to_regex(self.hardware)))
         if self.status:
             conds.append(pl.col("status").is_in(list(self.status)))
+        if self.where:
+            conds.append(constraints_expr(self.where))
+        if self.feasible:
+            judged = pl.col("feasible").fill_null(bool(self.where))  # unjudged rows: feasible if they pass where
+            conds.append(judged)
         return pl.all_horizontal(conds)
 
     def apply(self, lf: pl.LazyFrame) -> pl.LazyFrame:
-        return lf.filter(self.expr()) if (self.task or self.study or self.hardware or self.status) else lf
+        if self.where:
+            metrics = [Objective(c.metric) for c in self.where]
+            check_columns(metrics, lf.collect_schema(), what="constraint metric")
+        active = self.task or self.study or self.hardware or self.status or self.where or self.feasible
+        return lf.filter(self.expr()) if active else lf
 
     def check_known(self, lf: pl.LazyFrame) -> None:
         """Refuse a task, study or hardware glob that matches nothing in the whole leaderboard (a typo)."""
@@ -120,4 +142,8 @@ class Filters:
         if self.hardware:
             parts.append(f"hardware={self.hardware}")
         parts.append(f"status={','.join(self.status) if self.status else 'all'}")
+        if self.where:
+            parts.append(f"where={','.join(map(str, self.where))}")
+        if self.feasible:
+            parts.append("feasible")
         return " ".join(parts)
