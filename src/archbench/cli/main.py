@@ -47,6 +47,8 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"expected key=value, got {item!r} (e.g. space=lm_small)")
         key, _, value = item.partition("=")
+        if key == "study":  # study=NAME is short for study.name=NAME
+            key, item = "study.name", f"study.name={value}"
         if key == "space" and (value.endswith((".yaml", ".yml")) or "/" in value):
             space_file = Path(value)
         elif "=" in value and not value.startswith(("'", '"', "[", "{")):

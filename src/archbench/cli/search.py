@@ -38,6 +38,13 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     for key in ("n_trials", "seed"):
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], int):
             raise ConfigError(f"{key}={cfg[key]!r}: must be an integer")
+    search = cfg["search"]
+    seeds = search.get("seed_archs") or []
+    if isinstance(seeds, str):
+        seeds = [seeds]
+    from archbench.search_space import load_arch
+
+    seed_archs = tuple(load_arch(path) for path in seeds)
     concurrency = cfg["concurrency"]
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise ConfigError(f"concurrency={concurrency!r}: must be an integer or null")
@@ -45,13 +52,16 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         space=SearchSpace.from_dict(cfg["space"]),
         task=task,
         budget=budget,
-        strategy=str(cfg["search"]["strategy"]),
-        strategy_options=dict(cfg["search"].get("options") or {}),
+        strategy=str(search["strategy"]),
+        strategy_options=dict(search.get("options") or {}),
+        seed_archs=seed_archs,
+        warm_start=bool(search.get("warm_start", False)),
+        allow_changes=bool(cfg["study"]["allow_changes"]),
         objectives=tuple(parse_objectives(objectives, minimum=1)),
         n_trials=cfg["n_trials"],
         concurrency=concurrency,
         seed=cfg["seed"],
-        study=cfg["study"],
+        study=cfg["study"]["name"],
         leaderboard=str(cfg["leaderboard"]),
         ray=ray,
         evaluator=evaluator,

@@ -15,6 +15,7 @@ trained again; its row is reused for the new trial, marked ``cached``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective, parse_objectives
 from archbench.search.executor import RayConfig, make_executor
 from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
-from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
+from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion, atomic_write_bytes
 from archbench.search.study import check_or_create, driver_lock
 from archbench.search.trial_evaluators import failed_result
 from archbench.search_space.architecture import Architecture
@@ -59,6 +60,9 @@ class SearchConfig:
     cache: bool = True
     progress: bool = True
     plot: bool = True
+    seed_archs: tuple[Architecture, ...] = ()  # evaluated first, before anything the strategy proposes
+    warm_start: bool = False  # teach the strategy every matching leaderboard row before the first ask
+    allow_changes: bool = False  # resume even if the study's settings changed (the change is recorded)
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -71,6 +75,11 @@ class SearchConfig:
             raise ConfigError("objectives: give at least one, e.g. [val_loss:min, latency_ms:min]")
         if self.evaluator == "train":
             check_objectives(self.objectives, None)
+        for arch in self.seed_archs:
+            if not self.space.contains(arch):
+                raise ConfigError(
+                    f"seed architecture {arch.arch_id} ({arch.describe()}) is not in space {self.space.name}"
+                )
 
     @property
     def task_label(self) -> str:
@@ -172,6 +181,37 @@ class _Cache:
             self.rows[row["arch_id"]] = row
 
 
+def _seed_once(
+    config: SearchConfig,
+    strategy: Strategy,
+    space: SearchSpace,
+    lb: Leaderboard,
+    hardware: dict[str, Any],
+    evaluator: Any,
+) -> None:
+    """On a study's first run: enqueue the seed architectures and, with ``warm_start``, teach the strategy
+    every ok row of the same task, budget and hardware already in the leaderboard (nothing is re-run)."""
+    marker = config.study_dir / "seeded.json"
+    if marker.exists():
+        return
+    for arch in config.seed_archs:
+        strategy.enqueue(arch)
+    warmed: list[str] = []
+    if config.warm_start:
+        prior = _Cache(lb, evaluator.task, evaluator.budget, hardware, enabled=True)
+        for arch_id, row in sorted(prior.rows.items()):
+            values = _row_values(row, config.objectives)
+            if values is None:
+                continue
+            arch = Architecture.from_dict({k: row[k] for k in Architecture.field_names()})
+            if not space.contains(arch):
+                continue
+            strategy.warm(arch, values, float(row.get("violation") or 0.0))
+            warmed.append(arch_id)
+    record = {"seed_archs": [a.arch_id for a in config.seed_archs], "warm_started_from": warmed}
+    atomic_write_bytes(marker, json.dumps(record, indent=2).encode())
+
+
 def _reuse(row: dict[str, Any], study: str, trial: int) -> dict[str, Any]:
     now = utc_now()
     return {**row, "study": study, "trial": trial, "cached": True, "started_at": now, "created_at": now}
@@ -193,7 +233,7 @@ def run_search(config: SearchConfig) -> SearchOutcome:
                 f"the leaderboard already has rows of study {study!r} but its state ({config.study_dir}) "
                 "is missing: pick another study=NAME rather than mix two runs under one name"
             )
-        check_or_create(config.study_dir, study, config.identity())
+        check_or_create(config.study_dir, study, config.identity(), allow_changes=config.allow_changes)
         executor = make_executor(config.ray)
         try:
             return _loop(config, study, lb, executor, started)
@@ -239,7 +279,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         space, config.objectives, config.seed, config.study_dir, study=study, **config.strategy_options
     )
     use_cache = config.cache and evaluator.cacheable
-    cache = _Cache(lb, config.task_label, config.budget, hardware, use_cache)
+    cache = _Cache(lb, evaluator.task, evaluator.budget, hardware, use_cache)
+    _seed_once(config, strategy, space, lb, hardware, evaluator)
     concurrency = config.concurrency or executor.slots()
 
     done_rows = _study_rows(lb, study)

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
 
 _CONSTRAINT = "constraints:violation"  # what optuna.trial.Trial.set_constraint("violation", v) writes
+_WARM = "archbench_warm_start"  # a finished trial taught from an earlier study, not run in this one
 
 
 class _ThreadLock(BaseJournalFileLock):
@@ -132,7 +133,23 @@ class OptunaStrategy(Strategy):
         return [Suggestion(t.number, self.space.from_optuna(t.params)) for t in running]
 
     def told(self) -> int:
-        return len(self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+        finished = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        return sum(not t.user_attrs.get(_WARM) for t in finished)
+
+    def enqueue(self, arch: Any) -> None:
+        self._study.enqueue_trial(self.space.to_optuna(arch), skip_if_exists=True)
+        self._journal.sync()
+
+    def warm(self, arch: Any, values: tuple[float, ...], violation: float = 0.0) -> None:
+        trial = optuna.trial.create_trial(
+            params=self.space.to_optuna(arch),
+            distributions=self._dists,
+            values=list(values),
+            user_attrs={_WARM: True, "arch_id": arch.arch_id},
+            system_attrs={_CONSTRAINT: float(violation)},
+        )
+        self._study.add_trial(trial)
+        self._journal.sync()
 
 
 @STRATEGIES.register("optuna_nsga2")

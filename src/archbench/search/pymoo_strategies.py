@@ -33,6 +33,8 @@ class _State:
     numbers: list[int] = field(default_factory=list)  # trial number of each individual in pop
     handed: int = 0  # individuals of pop handed out so far
     results: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # number -> (F, G)
+    seeds: list[np.ndarray] = field(default_factory=list)  # enqueued X, placed in the first generation
+    warm: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)  # (X, F, G) from elsewhere
 
 
 class PymooStrategy(Strategy):
@@ -73,6 +75,8 @@ class PymooStrategy(Strategy):
 
     def ask(self) -> Suggestion | None:
         st = self._state
+        if st.pop is None and st.warm and st.next_number == 0:
+            self._tell_warm(st)
         if st.pop is None:
             st.pop = st.algorithm.ask()
             if st.pop is None or len(st.pop) == 0:
@@ -81,6 +85,9 @@ class PymooStrategy(Strategy):
 
                 size = int(self.options.get("population_size", 16))
                 st.pop = IntegerRandomSampling()(st.problem, size, seed=self.seed + st.next_number)
+            for i, x in enumerate(st.seeds[: len(st.pop)]):  # seed architectures lead the generation
+                st.pop[i].set("X", np.asarray(x))
+            st.seeds = st.seeds[len(st.pop) :]
             st.numbers = list(range(st.next_number, st.next_number + len(st.pop)))
             st.next_number += len(st.pop)
             st.handed = 0
@@ -133,6 +140,30 @@ class PymooStrategy(Strategy):
 
     def told(self) -> int:
         return self._state.told
+
+    def enqueue(self, arch: Any) -> None:
+        self._state.seeds.append(self.space.encode(arch))
+        self._ckpt.save(self._state)
+
+    def warm(self, arch: Any, values: tuple[float, ...], violation: float = 0.0) -> None:
+        sign = np.array([-1.0 if o.maximise else 1.0 for o in self.objectives])
+        self._state.warm.append((self.space.encode(arch), sign * np.asarray(values, float), float(violation)))
+        self._ckpt.save(self._state)
+
+    @staticmethod
+    def _tell_warm(st: _State) -> None:
+        """Initialise the algorithm's population from warm-start results (pymoo's tell before any ask)."""
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.core.population import Population
+        from pymoo.problems.static import StaticProblem
+
+        X = np.array([x for x, _, _ in st.warm])
+        F = np.array([f for _, f, _ in st.warm])
+        G = np.array([[g] for _, _, g in st.warm])
+        pop = Population.new(X=X)
+        Evaluator().eval(StaticProblem(st.problem, F=F, G=G), pop)
+        st.algorithm.tell(infills=pop)
+        st.warm = []
 
 
 @STRATEGIES.register("pymoo_nsga2")

@@ -17,6 +17,7 @@ class _State:
     told: int = 0
     pending: dict[int, list[int]] = field(default_factory=dict)  # trial number -> choice indices
     seen: set[str] = field(default_factory=set)
+    queue: list[list[int]] = field(default_factory=list)  # seed architectures still to hand out
 
 
 @STRATEGIES.register("random")
@@ -31,12 +32,15 @@ class RandomSearch(Strategy):
     def ask(self) -> Suggestion | None:
         st = self._state
         number = st.next_number
-        rng = np.random.default_rng([self.seed, number])
-        arch = self.space.sample(1, seed=int(rng.integers(2**31)))[0]
-        for _ in range(32):  # prefer unseen shapes while there are any
-            if arch.arch_id not in st.seen:
-                break
+        if st.queue:
+            arch = self.space.decode(st.queue.pop(0))
+        else:
+            rng = np.random.default_rng([self.seed, number])
             arch = self.space.sample(1, seed=int(rng.integers(2**31)))[0]
+            for _ in range(32):  # prefer unseen shapes while there are any
+                if arch.arch_id not in st.seen:
+                    break
+                arch = self.space.sample(1, seed=int(rng.integers(2**31)))[0]
         st.next_number += 1
         st.pending[number] = [int(i) for i in self.space.encode(arch)]
         st.seen.add(arch.arch_id)
@@ -54,3 +58,11 @@ class RandomSearch(Strategy):
 
     def told(self) -> int:
         return self._state.told
+
+    def enqueue(self, arch: Any) -> None:
+        self._state.queue.append([int(i) for i in self.space.encode(arch)])
+        self._ckpt.save(self._state)
+
+    def warm(self, arch: Any, values: tuple[float, ...], violation: float = 0.0) -> None:
+        self._state.seen.add(arch.arch_id)  # random search learns nothing, but need not re-measure it
+        self._ckpt.save(self._state)

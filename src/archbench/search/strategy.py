@@ -12,6 +12,8 @@ Contract (kept by every registered strategy; ``tests/search/test_strategies.py``
   them (or tells them from the leaderboard when their row landed before the crash).
 * ``told()`` counts trials told so far; state is persisted under ``state_dir`` after every ask and tell
   so that a driver killed with SIGKILL loses nothing that was told.
+* ``enqueue(arch)`` puts a seed architecture first in line; ``warm(arch, values)`` teaches the strategy a
+  result from an earlier study (warm start) without running it or counting it as a trial.
 """
 
 from __future__ import annotations
@@ -82,7 +84,18 @@ class Strategy:
         raise NotImplementedError
 
     def told(self) -> int:
+        """Trials of this study told so far (warm-start records not included)."""
         raise NotImplementedError
+
+    def enqueue(self, arch: Architecture) -> None:
+        """Evaluate ``arch`` before anything the strategy would propose (a seed architecture)."""
+        raise NotImplementedError
+
+    def warm(self, arch: Architecture, values: tuple[float, ...], violation: float = 0.0) -> None:
+        """Learn from a result measured elsewhere (an earlier study) without running it again.
+
+        Optional: strategies that do not learn (random search) only avoid re-proposing ``arch``.
+        """
 
     def close(self) -> None:
         """Release resources (files, storages). Optional."""

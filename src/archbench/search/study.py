@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,12 @@ from archbench.errors import ConfigError
 from archbench.search.strategy import atomic_write_bytes
 
 
-def check_or_create(study_dir: Path, study: str, identity: dict[str, Any]) -> bool:
-    """Write ``study.json`` for a new study, or check it; True when resuming an existing study."""
+def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow_changes: bool = False) -> bool:
+    """Write ``study.json`` for a new study, or check it; True when resuming an existing study.
+
+    With ``allow_changes`` a changed setting is accepted: the new settings replace the old ones and
+    the change (what, when) is appended to ``changes`` in ``study.json``.
+    """
     study_dir.mkdir(parents=True, exist_ok=True)
     path = study_dir / "study.json"
     canonical = json.loads(json.dumps(identity, sort_keys=True, default=str))
@@ -32,16 +37,21 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any]) -> bo
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"study {study}: cannot read {path} ({type(exc).__name__})") from None
+    changes = saved.pop("changes", [])
     diffs = []
     for key in sorted(set(saved) | set(canonical)):
         if saved.get(key) != canonical.get(key):
             was, now = _short(saved.get(key)), _short(canonical.get(key))
             diffs.append(f"{key} was {was}, now {now}")
-    if diffs:
+    if diffs and not allow_changes:
         raise ConfigError(
-            f"study {study!r} exists with other settings ({'; '.join(diffs)}): "
-            "rerun with the original settings to resume it, or pick a new study=NAME"
+            f"study {study!r} exists with other settings ({'; '.join(diffs)}): rerun with the original "
+            "settings to resume it, pick a new study.name=NAME, or accept the change with study.allow_changes=true"
         )
+    if diffs:
+        changes.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "changed": diffs})
+        record = {**canonical, "changes": changes}
+        atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
     return True
 
 

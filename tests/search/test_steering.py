@@ -1,0 +1,108 @@
+"""Steering a search: seed architectures, warm starts, accepted changes, the journal in Optuna's hands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import polars as pl
+import pytest
+
+from archbench import ConfigError, Leaderboard
+from archbench.search import STRATEGIES, SearchConfig, run_search
+from tests.search.test_driver import TINY, rows, sleep_config
+
+
+@pytest.mark.parametrize("strategy", ["random", "optuna_nsga2", "optuna_tpe", "pymoo_nsga2"])
+def test_seed_architectures_are_evaluated_first(strategy: str, tmp_path: Path) -> None:
+    seeds = tuple(TINY.sample(3, seed=4))
+    outcome = run_search(sleep_config(tmp_path, strategy=strategy, n_trials=6, seed_archs=seeds))
+    df = rows(tmp_path / "lb").sort("trial")
+    assert df.height == 6
+    assert set(df["arch_id"].to_list()[:3]) == {a.arch_id for a in seeds}
+    assert json.loads((outcome.study_dir / "seeded.json").read_text())["seed_archs"] == [a.arch_id for a in seeds]
+
+
+def test_seed_architectures_outside_the_space_are_refused(tmp_path: Path) -> None:
+    outside = TINY.sample(1, seed=0)[0].replace(width=96)
+    with pytest.raises(ConfigError, match="is not in space tiny"):
+        sleep_config(tmp_path, seed_archs=(outside,))
+
+
+@pytest.mark.parametrize("strategy", ["optuna_nsga2", "pymoo_nsga2", "random"])
+def test_warm_start_tells_the_matching_rows_and_reruns_none(strategy: str, tmp_path: Path) -> None:
+    run_search(sleep_config(tmp_path, n_trials=6, study="earlier"))
+    prior = rows(tmp_path / "lb", study="earlier")
+    outcome = run_search(sleep_config(tmp_path, strategy=strategy, n_trials=4, study="later", warm_start=True, seed=9))
+    record = json.loads((outcome.study_dir / "seeded.json").read_text())
+    assert sorted(record["warm_started_from"]) == sorted(set(prior["arch_id"].to_list()))
+    later = rows(tmp_path / "lb", study="later")
+    assert later.height == 4 and later["trial"].n_unique() == 4  # 4 new trials; the warm rows were not re-run
+    if strategy.startswith("optuna"):
+        study = optuna.load_study(
+            study_name="later",
+            storage=optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str(outcome.study_dir / "optuna.journal"))
+            ),
+        )
+        warm = [t for t in study.trials if t.user_attrs.get("archbench_warm_start")]
+        assert sorted(t.user_attrs["arch_id"] for t in warm) == sorted(record["warm_started_from"])
+    # Rerunning does not warm-start twice.
+    run_search(sleep_config(tmp_path, strategy=strategy, n_trials=5, study="later", warm_start=True, seed=9))
+    assert json.loads((outcome.study_dir / "seeded.json").read_text()) == record
+
+
+def test_changes_are_refused_then_accepted_and_recorded(tmp_path: Path) -> None:
+    from archbench.leaderboard.objectives import Objective
+
+    run_search(sleep_config(tmp_path, n_trials=2, study="s"))
+    changed = (Objective("val_loss"), Objective("params"))
+    with pytest.raises(ConfigError) as info:
+        run_search(sleep_config(tmp_path, n_trials=3, study="s", objectives=changed))
+    msg = str(info.value)
+    assert "objectives was" in msg and "study.allow_changes=true" in msg and "\n" not in msg
+    run_search(sleep_config(tmp_path, n_trials=3, study="s", objectives=changed, allow_changes=True))
+    saved = json.loads((tmp_path / "studies" / "s" / "study.json").read_text())
+    assert saved["objectives"] == ["val_loss:min", "params:min"]
+    assert len(saved["changes"]) == 1 and "objectives was" in saved["changes"][0]["changed"][0]
+    assert rows(tmp_path / "lb", study="s").height == 3
+
+
+def test_the_journal_opens_in_optunas_own_storage(tmp_path: Path) -> None:
+    """What optuna-dashboard reads: every trial with its values, in Optuna's own format."""
+    outcome = run_search(sleep_config(tmp_path, strategy="optuna_nsga2", n_trials=5, study="dash"))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(outcome.study_dir / "optuna.journal"))
+    )
+    study = optuna.load_study(study_name="dash", storage=storage)
+    df = rows(tmp_path / "lb", study="dash")
+    assert len(study.trials) == 5
+    for trial in study.trials:
+        row = df.filter(pl.col("trial") == trial.number).to_dicts()[0]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.values == [row["val_loss"], row["latency_ms"]]
+        assert trial.user_attrs["arch_id"] == row["arch_id"]
+
+
+def test_cli_study_shorthand_and_allow_changes(tmp_path: Path) -> None:
+    from archbench.cli.main import main
+
+    base = ["search", "evaluator=sleep", "+evaluator_options.seconds=0.01", f"leaderboard={tmp_path / 'lb'}",
+            "progress=false", "plot=false", "ray.executor=inline", "study=cli"]  # fmt: skip
+    assert main([*base, "n_trials=2"]) == 0
+    assert main([*base, "n_trials=3", "seed=1"]) == 2
+    assert main([*base, "n_trials=3", "seed=1", "study.allow_changes=true"]) == 0
+    assert Leaderboard(tmp_path / "lb").query(study="cli").collect().height == 3
+
+
+def test_every_strategy_implements_enqueue() -> None:
+    for name in STRATEGIES.names():
+        assert "enqueue" in vars(STRATEGIES.get(name)) or any(
+            "enqueue" in vars(base) for base in STRATEGIES.get(name).__mro__[1:-1] if base.__name__ != "Strategy"
+        ), name
+
+
+def test_search_config_defaults_are_plain() -> None:
+    config = SearchConfig(space=TINY)
+    assert config.seed_archs == () and config.warm_start is False and config.allow_changes is False
