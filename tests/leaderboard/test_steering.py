@@ -530,3 +530,22 @@ def test_pick_needs_one_direction(steered, capsys) -> None:
             main(["leaderboard", *argv, "--root", str(steered.root)])
         assert info.value.code == 2
         assert "--minimize" in capsys.readouterr().err
+
+
+def test_feasible_on_an_unjudged_leaderboard_says_why_nothing_matches(nulls, capsys) -> None:
+    code, out, err = run(capsys, "leaderboard", "pareto", "--feasible", "--root", str(nulls.root), "--format", "csv")
+    assert code == 0 and pl.read_csv(io.StringIO(out)).height == 0
+    assert "count as feasible only with --where" in err
+    code, out, err = run(
+        capsys,
+        "leaderboard",
+        "pareto",
+        "--feasible",
+        "--where",
+        "latency_ms<=20",
+        "--root",
+        str(nulls.root),
+        "--format",
+        "csv",
+    )
+    assert code == 0 and pl.read_csv(io.StringIO(out))["trial"].sort().to_list() == [2, 3] and err == ""

@@ -104,7 +104,12 @@ def _emit(df: Any, args: argparse.Namespace, title: str) -> None:
 
     render(df, args.format, title=title)
     if df.height == 0:
-        print(f"archbench: no rows match ({title})", file=sys.stderr)
+        hint = "; rows never judged against constraints count as feasible only with --where" if _feasible(args) else ""
+        print(f"archbench: no rows match ({title}){hint}", file=sys.stderr)
+
+
+def _feasible(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "feasible", False)) and not getattr(args, "where", None)
 
 
 def _describe(args: argparse.Namespace) -> str:
