@@ -106,3 +106,48 @@ def test_every_strategy_implements_enqueue() -> None:
 def test_search_config_defaults_are_plain() -> None:
     config = SearchConfig(space=TINY)
     assert config.seed_archs == () and config.warm_start is False and config.allow_changes is False
+
+
+@pytest.mark.parametrize("strategy", ["optuna_nsga2", "pymoo_nsga2", "optuna_tpe"])
+def test_constraints_are_checked_before_training_and_strategies_learn(strategy: str, tmp_path: Path) -> None:
+    """params<=B excludes about half of the space: no infeasible candidate is trained, every infeasible
+    row names the constraint, and the second half of the study proposes fewer infeasible candidates."""
+    from archbench import SearchSpace
+    from archbench.constraints import parse_constraints
+    from archbench.leaderboard.objectives import Objective
+    from archbench.search import RayConfig
+
+    space = SearchSpace.from_dict(
+        {"name": "half", "fields": {"depth": [1, 2, 3, 4], "width": [32, 64, 96, 128], "heads": 2, "max_seq_len": 16,
+                                    "residual": ["pre_ln", "rezero"], "ffn_ratio": [1.0, 2.0]}}
+    )  # fmt: skip
+    params = sorted(_params(a) for a in space.sample(space.size().valid, seed=0))
+    bound = params[len(params) // 2]
+    config = SearchConfig(
+        space=space, strategy=strategy, strategy_options={"population_size": 8} if "nsga" in strategy else {},
+        budget="steps=1", n_trials=32, seed=1, leaderboard=str(tmp_path / "lb"), evaluator_options={"measure": False},
+        objectives=(Objective("val_loss"), Objective("depth")), constraints=parse_constraints(f"params<={bound}"),
+        ray=RayConfig(executor="inline"), progress=False, plot=False, cache=False,
+    )  # fmt: skip
+    outcome = run_search(config)
+    df = rows(tmp_path / "lb").sort("trial")
+    assert df.height == 32
+    bad = df.filter(pl.col("status") == "infeasible")
+    assert bad.height > 0 and (bad["feasible"] == False).all()  # noqa: E712
+    assert bad["train_time_s"].null_count() == bad.height  # never trained
+    assert all(e.startswith("params=") and f"> {bound}" in e for e in bad["error"].to_list())
+    good = df.filter(pl.col("status") == "ok")
+    assert (good["feasible"]).all() and (good["params"] <= bound).all()
+    first, second = df["status"].to_list()[:16], df["status"].to_list()[16:]
+    assert second.count("infeasible") < first.count("infeasible")
+    assert outcome.front and {r["arch_id"] for r in outcome.front} <= set(good["arch_id"].to_list())
+
+
+def _params(arch: object) -> int:
+    import torch
+
+    from archbench import build
+    from archbench.search_space.model import count_params
+
+    with torch.device("meta"):
+        return count_params(build(arch))

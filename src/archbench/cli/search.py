@@ -48,7 +48,10 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     concurrency = cfg["concurrency"]
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise ConfigError(f"concurrency={concurrency!r}: must be an integer or null")
+    from archbench.constraints import parse_constraints
+
     return SearchConfig(
+        constraints=parse_constraints(cfg.get("constraints") or None),
         space=SearchSpace.from_dict(cfg["space"]),
         task=task,
         budget=budget,

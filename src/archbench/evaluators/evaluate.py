@@ -9,7 +9,13 @@ settings are valid (an unknown task or a malformed budget is the caller's error 
 * ``diverged``: a non-finite or exploding loss ended training early, or the validation loss is not finite;
 * ``oom``: CUDA (or host) out of memory; memory is freed before returning;
 * ``failed``: any other exception, recorded as ``Type: message``;
+* ``infeasible``: with ``constraints``, a constraint on a cost metric (params, FLOPs, bytes, latency,
+  energy, memory) is violated by the deployed form of the untrained model, which is measured first
+  (seconds); the architecture is never trained and the reason names the violated constraint;
 * ``ok``: quality, quantized quality, training cost, and the cost metrics of ``archbench.latency``.
+
+Cost does not depend on the weights, so that first measurement is the trial's measurement: a feasible
+architecture is not measured twice. ``feasible`` / ``violation`` judge every constraint, quality included.
 
 A metric that could not be obtained is None with its reason in ``null_reasons``.
 """
@@ -25,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archbench.constraints import Constraint, ConstraintsArg, judge, parse_constraints, pretrain
 from archbench.errors import ConfigError
 from archbench.evaluators import measurement
 from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
@@ -150,12 +157,13 @@ def evaluate(
     trial: int | None = None,
     measure: bool = True,
     config: TrainConfig | None = None,
+    constraints: ConstraintsArg = None,
 ) -> TrialResult:
     """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
 
     ``measure=False`` skips ``archbench.latency`` (its metrics are None with the reason
     ``"not measured: measure=False"``). ``config`` holds the optimiser settings (default
-    :class:`TrainConfig`).
+    :class:`TrainConfig`). ``constraints`` (``"latency_ms<=20, params<=1e6"``): see the module docstring.
     """
     started = utc_now()
     if not isinstance(arch, Architecture):
@@ -164,6 +172,7 @@ def evaluate(
     budget_obj = Budget.parse(budget)
     config = config or TrainConfig()
     dev = resolve_device(device)
+    cons = parse_constraints(constraints)
     all_quality = (*task_obj.metric_names, *_quant_names(task_obj), "train_time_s", "train_tokens_per_s")
 
     reason = unsupported_reason(arch.quant, dev)
@@ -172,6 +181,15 @@ def evaluate(
         out.null(all_quality, f"not trained: {out.reason}")
         measured = not_measured(f"not measured: {out.reason}", fingerprint(dev))
         return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev)
+
+    premeasured: Measured | None = None
+    if pretrain(cons):
+        premeasured = _premeasure(arch, task_obj, dev, measure)
+        feasible, _, why = judge(premeasured.metrics, pretrain(cons))
+        if feasible is False:
+            out = _Outcome("infeasible", why)
+            out.null(all_quality, f"not trained: infeasible: {why}")
+            return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, cons)
 
     try:
         out = _run(arch, task_obj, budget_obj, config, seed, dev)
@@ -185,9 +203,31 @@ def evaluate(
         _free_memory()  # the failed run's tensors died with its frames; hand the cache back
     out.null(all_quality, f"{out.status}: {out.reason}")
 
-    measured = measurement.measure(out.deployed, arch, dev, measure, why_not=f"status {out.status}")
+    if premeasured is not None and out.deployed is not None:
+        measured = premeasured  # the same deployed shape and dtype: measuring again would repeat it
+    else:
+        measured = measurement.measure(out.deployed, arch, dev, measure, why_not=f"status {out.status}")
     out.deployed = None
-    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev)
+    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, cons)
+
+
+def _premeasure(arch: Architecture, task: Task, device: torch.device, enabled: bool) -> Measured:
+    """Cost metrics of the deployed form of the untrained model (cost does not depend on the weights)."""
+    try:
+        model = task.build(arch).to(device).eval()
+        deployed = quantize(model, arch.quant, device, copy_model=False)
+    except Exception as exc:  # judged unknown, not infeasible: training will meet the same error
+        return not_measured(f"not measured before training: {one_line(exc)}", fingerprint(device))
+    if not deployed.ok:
+        return not_measured(f"not measured before training: {deployed.reason}", fingerprint(device))
+    measured = measurement.measure(deployed.model, arch, device, enabled)
+    if not enabled:  # counting needs no timing: params are known from the shape alone
+        from archbench.search_space.model import count_params
+
+        metrics = {**measured.metrics, "params": count_params(deployed.model)}
+        reasons = {k: v for k, v in measured.null_reasons.items() if k != "params"}
+        measured = Measured(metrics, reasons, measured.hardware)
+    return measured
 
 
 def _result(
@@ -201,11 +241,13 @@ def _result(
     out: _Outcome,
     measured: Measured,
     device: torch.device,
+    constraints: tuple[Constraint, ...] = (),
 ) -> TrialResult:
     metrics = {**out.metrics, **measured.metrics}
     null_reasons = {**out.null_reasons, **measured.null_reasons}
     null_reasons = {k: v for k, v in null_reasons.items() if metrics.get(k) is None}
     hardware = dict(measured.hardware) or {"device_kind": device.type}
+    feasible, violation, _ = judge(metrics, constraints)
     return TrialResult(
         arch=arch,
         task=task.name,
@@ -219,4 +261,6 @@ def _result(
         null_reasons=null_reasons,
         hardware=hardware,
         started_at=started,
+        feasible=feasible,
+        violation=violation,
     )

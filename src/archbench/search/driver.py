@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from archbench.constraints import Constraint, judge
 from archbench.errors import ConfigError
 from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective, parse_objectives
@@ -60,6 +61,7 @@ class SearchConfig:
     cache: bool = True
     progress: bool = True
     plot: bool = True
+    constraints: tuple[Constraint, ...] = ()  # e.g. parse_constraints("latency_ms<=20, params<=1e6")
     seed_archs: tuple[Architecture, ...] = ()  # evaluated first, before anything the strategy proposes
     warm_start: bool = False  # teach the strategy every matching leaderboard row before the first ask
     allow_changes: bool = False  # resume even if the study's settings changed (the change is recorded)
@@ -75,6 +77,7 @@ class SearchConfig:
             raise ConfigError("objectives: give at least one, e.g. [val_loss:min, latency_ms:min]")
         if self.evaluator == "train":
             check_objectives(self.objectives, None)
+            check_objectives(tuple(Objective(c.metric) for c in self.constraints), None, what="constraint")
         for arch in self.seed_archs:
             if not self.space.contains(arch):
                 raise ConfigError(
@@ -102,6 +105,7 @@ class SearchConfig:
             "task": self.task,
             "budget": self.budget,
             "objectives": [str(o) for o in self.objectives],
+            "constraints": [str(c) for c in self.constraints],
             "strategy": self.strategy,
             "strategy_options": self.strategy_options,
             "seed": self.seed,
@@ -148,6 +152,8 @@ def make_evaluator(config: SearchConfig) -> Any:
     base = {k: v for k, v in {"task": config.task, "budget": config.budget, "seed": config.seed}.items() if k in fields}
     if "threads" in fields:
         base["threads"] = config.ray.cpus_per_trial
+    if "constraints" in fields:
+        base["constraints"] = tuple(str(c) for c in config.constraints)
     return cls(**{**base, **opts})
 
 
@@ -244,8 +250,9 @@ def run_search(config: SearchConfig) -> SearchOutcome:
 NOT_ON_CPU = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
 
 
-def check_objectives(objectives: Sequence[Objective], device_kind: str | None) -> None:
-    """Objectives must be metrics a trial reports (or numeric Architecture fields), and measurable here."""
+def check_objectives(objectives: Sequence[Objective], device_kind: str | None, what: str = "objective") -> None:
+    """Objectives (and constraint metrics) must be metrics a trial reports or numeric Architecture fields,
+    and measurable on this device."""
     from archbench.trial import METRICS
 
     numeric_fields = [f for f, v in Architecture().to_dict().items() if isinstance(v, int | float)]
@@ -256,10 +263,10 @@ def check_objectives(objectives: Sequence[Objective], device_kind: str | None) -
 
             close = difflib.get_close_matches(o.name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"objective {o.name!r} is not a metric{hint}; known: {', '.join(known)}")
+            raise ConfigError(f"{what} {o.name!r} is not a metric{hint}; known: {', '.join(known)}")
         if device_kind == "cpu" and o.name in NOT_ON_CPU:
             raise ConfigError(
-                f"objective {o.name} cannot be measured on this CPU-only cluster (no NVML energy counter); "
+                f"{what} {o.name} cannot be measured on this CPU-only cluster (no NVML energy counter); "
                 "use latency_ms, peak_mem_mb, params, flops or model_bytes, or run on GPUs"
             )
 
@@ -269,6 +276,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     hardware = executor.run_once(evaluator.probe_hardware) if hasattr(evaluator, "probe_hardware") else {}
     if config.evaluator == "train":
         check_objectives(config.objectives, hardware.get("device_kind"))
+        cons = tuple(Objective(c.metric) for c in config.constraints)
+        check_objectives(cons, hardware.get("device_kind"), what="constraint")
     space = config.space
     if config.evaluator == "train":
         from archbench.search_space.quantize import supported_quants
@@ -284,16 +293,24 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     concurrency = config.concurrency or executor.slots()
 
     done_rows = _study_rows(lb, study)
-    values = {n: v for n, r in done_rows.items() if (v := _row_values(r, config.objectives)) is not None}
+    values = {
+        n: v
+        for n, r in done_rows.items()
+        if r.get("feasible") is not False and (v := _row_values(r, config.objectives)) is not None
+    }
     in_flight: dict[Any, Suggestion] = {}
     to_run: list[Suggestion] = []
 
     def finish(s: Suggestion, row: dict[str, Any], result: TrialResult | None) -> None:
         vals = objective_values(result, config.objectives) if result else _row_values(row, config.objectives)
         status = row.get("status", "failed")
-        if vals is not None:
+        violation = float(row.get("violation") or 0.0)
+        if vals is not None and row.get("feasible") is not False:
             values[s.number] = vals
-        strategy.tell(Feedback(s, vals, status=status))
+        if status == "infeasible" or (row.get("feasible") is False and vals is not None):
+            # Told as a completed trial that breaks a constraint, so the strategy learns where not to go.
+            vals = _penalised(row, config.objectives, list(values.values()))
+        strategy.tell(Feedback(s, vals, status=status, violation=violation))
 
     # Resume: what was in flight when the last driver died.
     for s in strategy.pending():
@@ -320,7 +337,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
                     break
                 hit = cache.get(s.arch)
                 if hit is not None:
-                    row = _reuse(hit, study, s.number)
+                    fresh = {**_reuse(hit, study, s.number), "feasible": None, "violation": None}
+                    row = _judged(fresh, config.constraints)
                     lb.append([row])
                     finish(s, row, None)
                     refresh()
@@ -337,7 +355,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
             for ref, got in zip(ready, executor.get_many(ready), strict=True):
                 s = in_flight.pop(ref)
                 result = got if isinstance(got, TrialResult) else _lost(config, evaluator, s, study, got)
-                finished.append((s, result, result.to_row()))
+                finished.append((s, result, _judged(result.to_row(), config.constraints)))
             if finished:
                 lb.append([row for _, _, row in finished])  # durable before the strategy hears of it
                 for s, result, row in finished:
@@ -356,6 +374,35 @@ def _study_rows(lb: Leaderboard, study: str) -> dict[int, dict[str, Any]]:
     if not df.height:
         return {}
     return {int(r["trial"]): r for r in df.sort("created_at").to_dicts() if r.get("trial") is not None}
+
+
+def _judged(row: dict[str, Any], constraints: Sequence[Constraint]) -> dict[str, Any]:
+    """The row with ``feasible``/``violation`` filled from the study's constraints (unless the evaluator
+    already judged it)."""
+    if not constraints or row.get("feasible") is not None:
+        return row
+    feasible, violation, _ = judge(row, constraints)
+    return {**row, "feasible": feasible, "violation": violation}
+
+
+def _penalised(
+    row: dict[str, Any], objectives: Sequence[Objective], seen: Sequence[tuple[float, ...]]
+) -> tuple[float, ...]:
+    """Objective values for an infeasible trial: what was measured, and for the rest (e.g. a loss that
+    was never trained) a value worse than any feasible one seen, so only the violation ranks it."""
+    out = []
+    for i, o in enumerate(objectives):
+        v = row.get(o.name)
+        if v is not None and not isinstance(v, bool) and isinstance(v, int | float) and np.isfinite(v):
+            out.append(float(v))
+            continue
+        column = [p[i] for p in seen]
+        if column:
+            worst, span = (min(column), -1.0) if o.maximise else (max(column), 1.0)
+            out.append(worst + span * (abs(worst) * 0.1 + 1.0))
+        else:
+            out.append(-1e9 if o.maximise else 1e9)
+    return tuple(out)
 
 
 def _row_values(row: dict[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...] | None:

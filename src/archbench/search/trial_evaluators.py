@@ -50,6 +50,7 @@ class TrainEvaluator:
     seed: int = 0
     measure: bool = True
     threads: int = 1
+    constraints: tuple[str, ...] = ()  # checked before training where they can be (see evaluate())
     cacheable = True
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
@@ -60,8 +61,9 @@ class TrainEvaluator:
         torch.set_num_threads(max(1, self.threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return evaluate(
-            arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial, measure=self.measure
-        )
+            arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
+            measure=self.measure, constraints=self.constraints,
+        )  # fmt: skip
 
     def probe_hardware(self) -> dict[str, Any]:
         """The fingerprint a trial's rows will carry (same device, same thread count)."""
