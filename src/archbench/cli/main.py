@@ -51,8 +51,9 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
             key, item = "study.name", f"study.name={value}"
         if key == "space" and (value.endswith((".yaml", ".yml")) or "/" in value):
             space_file = Path(value)
-        elif "=" in value and not value.startswith(("'", '"', "[", "{")):
-            rest.append(f"{key}='{value}'")  # budget=steps=300: quote the value for Hydra's grammar
+        elif any(c in value for c in "=<>") and not value.startswith(("'", '"')):
+            # budget=steps=300, constraints=[latency_ms<=20]: Hydra's grammar takes these only quoted
+            rest.append(f"{key}='{value}'")
         else:
             rest.append(item)
     try:
