@@ -151,3 +151,16 @@ def _params(arch: object) -> int:
 
     with torch.device("meta"):
         return count_params(build(arch))
+
+
+def test_cli_constraints_are_parsed_and_judged_on_every_row(tmp_path: Path) -> None:
+    from archbench.cli.main import main
+
+    code = main(["search", "evaluator=sleep", "+evaluator_options.seconds=0.01", f"leaderboard={tmp_path / 'lb'}",
+                 "progress=false", "plot=false", "ray.executor=inline", "n_trials=4", "study=c",
+                 "constraints=[params<=1,latency_ms<=100]"])  # fmt: skip
+    assert code == 0
+    df = rows(tmp_path / "lb", study="c")
+    assert df.height == 4 and (df["feasible"] == False).all() and (df["violation"] > 0).all()  # noqa: E712
+    assert main(["search", "evaluator=sleep", f"leaderboard={tmp_path / 'lb'}", "study=d",
+                 "constraints=[params<<1]"]) == 2  # fmt: skip
