@@ -85,8 +85,10 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_node_dying_mid_search_is_retried(tmp_path: Path) -> None:
+    import ray
     from ray.cluster_utils import Cluster
 
+    ray.shutdown()  # a module-level local instance must not stand in for the cluster
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     victim = cluster.add_node(num_cpus=1)
     cluster.add_node(num_cpus=1)
@@ -224,3 +226,26 @@ def test_bad_overrides_are_one_line(args: list[str], message: str, tmp_path: Pat
     assert result.stderr.startswith("archbench: error: ") and message in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "lb").exists()  # nothing written for a bad command
+
+
+def test_an_accelerator_type_the_cluster_lacks_is_refused(tmp_path: Path, local_ray: object) -> None:
+    with pytest.raises(ConfigError, match=r"ray.accelerator_type=H100: no node of this cluster has it"):
+        run_search(sleep_config(tmp_path, ray=RayConfig(accelerator_type="H100")))
+
+
+@pytest.mark.slow
+def test_trials_run_only_on_nodes_of_the_accelerator_type(tmp_path: Path) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # a module-level local instance must not stand in for the cluster
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    typed = cluster.add_node(num_cpus=1, num_gpus=1, resources={"accelerator_type:FAKE9": 1})
+    cluster.wait_for_nodes()
+    try:
+        config = sleep_config(tmp_path, n_trials=4, ray=RayConfig(address=cluster.address, accelerator_type="FAKE9"))
+        outcome = run_search(config)
+    finally:
+        cluster.shutdown()
+    assert outcome.ok == 4
+    assert typed.node_id  # the typed node existed; the head (no type) could not take a trial

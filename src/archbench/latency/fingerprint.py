@@ -45,6 +45,7 @@ def hardware_fingerprint(device: torch.device | str = "cpu", gpu: Gpu | None = N
         "gpu_count": torch.cuda.device_count() if cuda_ok else 0,
         "gpu_memory_mb": None,
         "compute_capability": None,
+        "gpu_uuid": None,  # which physical GPU: rows from one card can be told apart on a multi-GPU node
         "driver_version": gpu.driver_version() if gpu.available else None,
         "cuda_version": torch.version.cuda,
         "torch_version": torch.__version__,
@@ -61,4 +62,6 @@ def hardware_fingerprint(device: torch.device | str = "cpu", gpu: Gpu | None = N
         fp["device_name"] = props.name
         fp["gpu_memory_mb"] = round(props.total_memory / 2**20)
         fp["compute_capability"] = f"{props.major}.{props.minor}"
+        uuid = getattr(props, "uuid", None)
+        fp["gpu_uuid"] = f"GPU-{uuid}" if uuid is not None and not str(uuid).startswith("GPU-") else uuid
     return fp

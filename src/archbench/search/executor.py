@@ -32,6 +32,7 @@ class RayConfig:
     cpus_per_trial: int = 1
     max_retries: int = 2  # retries of a trial whose worker or node died
     executor: str = "ray"  # "ray" or "inline"
+    accelerator_type: str | None = None  # e.g. "H100": trials run only on nodes with that GPU type
 
 
 def _call(fn: Callable[[], Any]) -> Any:
@@ -73,6 +74,21 @@ class RayExecutor:
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = int(resources.get("CPU", 0))
+        if config.accelerator_type:
+            known = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
+            if config.accelerator_type not in known:
+                self.shutdown()
+                raise ConfigError(
+                    f"ray.accelerator_type={config.accelerator_type}: no node of this cluster has it "
+                    f"(accelerator types here: {', '.join(known) or 'none'})"
+                )
+            # Only the nodes of that type count as slots.
+            nodes = [
+                n
+                for n in ray.nodes()
+                if n.get("Alive") and f"accelerator_type:{config.accelerator_type}" in n["Resources"]
+            ]
+            self.gpus = int(sum(n["Resources"].get("GPU", 0) for n in nodes))
         self._remote = ray.remote(_run_trial)
 
     def slots(self) -> int:
@@ -83,6 +99,8 @@ class RayExecutor:
 
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"max_retries": self.config.max_retries, "retry_exceptions": False}
+        if self.config.accelerator_type:
+            opts["accelerator_type"] = self.config.accelerator_type
         if self.gpus:
             opts.update(num_gpus=1, num_cpus=self.config.cpus_per_trial)
         else:
