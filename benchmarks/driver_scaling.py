@@ -13,8 +13,12 @@ and report throughput against the ideal (W / duration) and the driver process's 
 (``time.process_time`` of the driver: Tune's controller runs in the driver too). Workers are warmed up
 before each timed run. Writes ``benchmarks/results/driver_scaling.json``.
 
-    python benchmarks/driver_scaling.py                      # W = 1, 2, 4, 8, 16, 32
-    python benchmarks/driver_scaling.py --workers 16 --trials 1000
+    python benchmarks/driver_scaling.py                      # W = 1..32; Tune side by side at W = 4, 16
+    python benchmarks/driver_scaling.py --workers 16 --trials 1000 --tune-workers 16 --tune-trials 1000
+
+Ray Tune spends about a second of driver time per trial here, so by default it runs ``--tune-trials``
+(200) trials at ``--tune-workers`` (4 and 16), and archbench runs the same count there for the
+side-by-side columns; the scaling columns use ``--trials`` (1000 at W >= 16, 64 x W below).
 """
 
 from __future__ import annotations
@@ -112,7 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--trials", type=int, default=1000, help="trials at W >= 16 (smaller W: 64 x W)")
-    parser.add_argument("--duration", type=float, default=0.5, help="seconds each trial sleeps")
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds each trial sleeps (Ray's own test: 1)")
+    parser.add_argument("--tune-workers", type=int, nargs="*", default=[4, 16])
+    parser.add_argument("--tune-trials", type=int, default=200)
     parser.add_argument("--skip-tune", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "driver_scaling.json"))
     args = parser.parse_args()
@@ -129,7 +135,10 @@ def main() -> None:
             try:
                 warm_up(ray, w)
                 ours = run_archbench(w, trials, args.duration, tmp)
-                tune_r = None if args.skip_tune else run_tune(w, trials, args.duration, tmp)
+                side = None
+                if not args.skip_tune and w in args.tune_workers:
+                    n = args.tune_trials
+                    side = (n, run_archbench(w, n, args.duration, tmp / "side"), run_tune(w, n, args.duration, tmp))
             finally:
                 ray.shutdown()
             row = {
@@ -141,11 +150,16 @@ def main() -> None:
                 "archbench_efficiency": ideal_s / ours["wall_s"],
                 "archbench_driver_ms_per_trial": 1e3 * ours["driver_cpu_s"] / trials,
             }
-            if tune_r:
+            if side:
+                n, mine, tune_r = side
+                ideal_n = n * args.duration / w
                 row.update(
+                    side_by_side_trials=n,
+                    side_archbench_efficiency=ideal_n / mine["wall_s"],
+                    side_archbench_driver_ms_per_trial=1e3 * mine["driver_cpu_s"] / n,
                     tune_wall_s=tune_r["wall_s"],
-                    tune_efficiency=ideal_s / tune_r["wall_s"],
-                    tune_driver_ms_per_trial=1e3 * tune_r["driver_cpu_s"] / trials,
+                    tune_efficiency=ideal_n / tune_r["wall_s"],
+                    tune_driver_ms_per_trial=1e3 * tune_r["driver_cpu_s"] / n,
                 )
             rows.append(row)
             print_row(row)
@@ -162,16 +176,21 @@ def main() -> None:
 
 
 def print_row(r: dict) -> None:
-    if r["workers"] == 1 or not hasattr(print_row, "header"):
+    if not hasattr(print_row, "header"):
         print_row.header = True  # type: ignore[attr-defined]
         head = f"{'W':>3} {'trials':>6} {'ideal s':>8} | {'archbench eff':>13} {'ms/trial':>8}"
-        print(head + f" | {'tune eff':>8} {'ms/trial':>8}")
-    tune = f"{r.get('tune_efficiency', float('nan')):8.3f} {r.get('tune_driver_ms_per_trial', float('nan')):8.2f}"
-    print(
+        print(head + f" | side-by-side: {'n':>4} {'ours eff':>8} {'ms/trial':>8} {'tune eff':>8} {'ms/trial':>8}")
+    line = (
         f"{r['workers']:>3} {r['trials']:>6} {r['ideal_s']:>8.1f} | {r['archbench_efficiency']:>13.3f} "
-        f"{r['archbench_driver_ms_per_trial']:>8.2f} | {tune}",
-        flush=True,
+        f"{r['archbench_driver_ms_per_trial']:>8.2f} |"
     )
+    if "tune_efficiency" in r:
+        line += (
+            f"               {r['side_by_side_trials']:>4} {r['side_archbench_efficiency']:>8.3f} "
+            f"{r['side_archbench_driver_ms_per_trial']:>8.2f} {r['tune_efficiency']:>8.3f} "
+            f"{r['tune_driver_ms_per_trial']:>8.2f}"
+        )
+    print(line, flush=True)
 
 
 if __name__ == "__main__":
