@@ -43,10 +43,23 @@ def _run_trial(evaluator: TrialFn, suggestion: Suggestion, study: str) -> TrialR
     return evaluator(suggestion.arch, study=study, trial=suggestion.number)
 
 
+def _token_auth_like_ray_start() -> None:
+    """Join a cluster the way ``ray start --head`` made it: Ray 2.60's head turns token authentication on
+    when a token exists (``~/.ray/auth_token``) and ``RAY_AUTH_MODE`` is unset, but a driver joining it
+    does not, and is then refused (InvalidAuthToken). Mirror the head's rule; an explicit RAY_AUTH_MODE wins."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 class RayExecutor:
     """Submit trials as Ray tasks and wait for any to finish."""
 
     def __init__(self, config: RayConfig) -> None:
+        if config.address:
+            _token_auth_like_ray_start()  # before Ray is imported: it reads the mode once
         import ray
 
         self.config = config
