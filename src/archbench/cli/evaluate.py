@@ -1,6 +1,6 @@
 """``archbench evaluate ARCH.yaml``: train one architecture briefly on a task, score it and measure it.
 
-    archbench evaluate my_arch.yaml [--task charlm] [--budget steps=100] [--seed 0] [--lr 3e-3]
+    archbench evaluate my_arch.yaml [--task charlm] [--budget steps=200] [--seed 0] [--lr 3e-3]
                                     [--device cpu|cuda] [--no-measure] [--format table|json]
 
 Exit status 0 when the trial's status is ok, 1 for any other recorded status (diverged, oom, failed,
@@ -11,18 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{value} must be a positive number")
-    return value
+from archbench.cli.argtypes import positive_float
 
 
 def add_parser(sub: Any) -> None:
@@ -33,7 +24,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--task", default="charlm", help="task name: charlm (default), recall, digits, or a registered one")
     p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"steps=N, tokens=N or seconds=X ({DEFAULT_BUDGET})")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default 3e-3)")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default 3e-3)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
     p.add_argument("--no-measure", action="store_true", help="skip latency/energy/memory measurement")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
