@@ -131,7 +131,9 @@ def main() -> None:
         for w in args.workers:
             trials = args.trials if w >= 16 else min(args.trials, 64 * w)
             ideal_s = trials * args.duration / w
-            ray.init(num_cpus=w, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            ray.init(
+                address="local", num_cpus=w, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+            )
             try:
                 warm_up(ray, w)
                 ours = run_archbench(w, trials, args.duration, tmp)

@@ -79,7 +79,9 @@ def build_table(workers: int) -> None:
     done = set(lb.query(status=None).collect()["arch_id"].to_list()) if lb.exists() else set()
     todo = [a for a in archs if a.arch_id not in done]
     print(f"table: {len(archs)} architectures, {len(done)} already measured, {len(todo)} to go")
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ray.init(
+        address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+    )
     evaluator = TrainEvaluator(task=TASK, budget=BUDGET, seed=0, threads=1)
     run = ray.remote(lambda a, n: evaluator(a, study="tabular_lm_bench", trial=n)).options(num_cpus=1)
     pending = {run.remote(a, i): a for i, a in enumerate(todo)}

@@ -118,7 +118,7 @@ def test_a_node_dying_mid_search_is_retried(tmp_path: Path) -> None:
 def local_ray() -> object:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

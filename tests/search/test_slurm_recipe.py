@@ -62,4 +62,8 @@ def test_recipe_ray_commands_against_a_local_head(tmp_path: Path) -> None:
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+        # `ray start` records the head for later bare ray.init() calls; leave no record of a dead one.
+        record = Path("/tmp/ray/ray_current_cluster")
+        if record.exists() and record.read_text().strip().endswith(f":{port}"):
+            record.unlink()
     assert Leaderboard(tmp_path / "lb").query().collect().height == 4

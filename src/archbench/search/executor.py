@@ -76,6 +76,9 @@ class RayExecutor:
             if config.address:
                 kwargs["address"] = config.address
             else:
+                # "local": always a fresh instance. A bare ray.init() would join whatever cluster a past
+                # `ray start` left recorded in /tmp/ray/ray_current_cluster, and hang if it has died.
+                kwargs["address"] = "local"
                 kwargs["num_cpus"] = config.num_cpus
                 kwargs["num_gpus"] = config.num_gpus
             try:
