@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archbench.latency.flops import count_flops, count_model_flops
 from archbench.search_space import Architecture, build
+from archbench.search_space.registries import ATTENTION, RESIDUALS
 
 
 def _linear_flops(arch: Architecture, b: int, s: int) -> int:
@@ -73,3 +75,15 @@ def test_counting_leaves_the_model_unchanged() -> None:
     count_model_flops(model, idx)
     assert model.trunk.pattern is pattern
     assert torch.equal(model(idx), before)
+
+
+@pytest.mark.parametrize("residual", RESIDUALS.names())
+@pytest.mark.parametrize("attention", ATTENTION.names())
+def test_every_residual_and_pattern_can_be_counted(residual: str, attention: str) -> None:
+    """A regression: value_residual once passed a slice of a parameter made under no_grad to a block,
+    which torch's module tracker (inside FlopCounterMode) refused, so its FLOPs and latency were null."""
+    window = 8 if ATTENTION.meta(attention).get("uses_window") else 0
+    arch = Architecture(depth=3, width=64, heads=4, residual=residual, attention=attention, window=window,
+                        max_seq_len=64, unique_layers=1)  # fmt: skip
+    count = count_flops(arch, 1, 64)
+    assert count.total > count.attention >= 0 and count.counter > 0

@@ -29,6 +29,8 @@ from archbench.search_space.attention import AttentionPattern, make_pattern
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
 
+ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
+
 
 class Rotary(nn.Module):
     """Rotary position embedding (Su et al.), rotate-half form, cached up to ``max_seq_len``."""
@@ -63,14 +65,16 @@ class SelfAttention(nn.Module):
         pattern: AttentionPattern,
         rotary: Rotary | None,
         v_first: Tensor | None,
-        v_mix: Tensor | None,
+        v_mix: ValueMix | None,
     ) -> tuple[Tensor, Tensor]:
         """Returns the output and this layer's values (before any value-residual mixing)."""
         b, s, w = x.shape
         q, k, v = self.qkv(x).view(b, s, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         v_own = v
         if v_first is not None and v_mix is not None:
-            v = v_mix[0] * v + v_mix[1] * v_first  # ResFormer: residual from the first layer's values
+            weights, row = v_mix
+            lam = weights[row]
+            v = lam[0] * v + lam[1] * v_first  # ResFormer: residual from the first layer's values
         if rotary is not None:
             q, k = rotary(q), rotary(k)
         y = pattern(q, k, v)
@@ -114,7 +118,7 @@ class Block(nn.Module):
         rotary: Rotary | None,
         rate: float,
         v_first: Tensor | None = None,
-        v_mix: Tensor | None = None,
+        v_mix: ValueMix | None = None,
     ) -> tuple[Tensor, Tensor]:
         values: list[Tensor] = []
 
@@ -189,7 +193,9 @@ class Trunk(nn.Module):
         v_first: Tensor | None = None
         for layer in range(arch.depth):
             block = self.blocks[layer % arch.unique_layers]
-            v_mix = self.value_mix[layer - 1] if self.value_mix is not None and layer > 0 else None
+            # The whole parameter and a row index, not a slice: a slice of a leaf made under no_grad is a
+            # tensor that requires grad but has no grad_fn, which torch's module hooks refuse.
+            v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             x, v = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
