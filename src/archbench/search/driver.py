@@ -28,7 +28,7 @@ import polars as pl
 from archbench.constraints import Constraint, judge
 from archbench.errors import ConfigError
 from archbench.leaderboard import Leaderboard
-from archbench.leaderboard.objectives import Objective, parse_objectives
+from archbench.leaderboard.objectives import Objective
 from archbench.search.executor import RayConfig, make_executor
 from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion, atomic_write_bytes
@@ -473,7 +473,3 @@ def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> No
     console.print(f"leaderboard: {outcome.leaderboard}   study state: {outcome.study_dir}")
     if outcome.plot:
         console.print(f"front plot: {outcome.plot}")
-
-
-def parse_objective_list(spec: str | Sequence[str]) -> tuple[Objective, ...]:
-    return tuple(parse_objectives(spec, minimum=1))
