@@ -17,8 +17,8 @@ from archbench.search_space.architecture import FFN_ACTS, NORMS, POS_ENCODINGS, 
 RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
 PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
 FIELDS = [
-    "depth", "width", "heads", "ffn_ratio", "ffn_act", "norm", "residual", "drop_path", "attention", "window",
-    "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len", "tie_embeddings", "bias",
+    "depth", "width", "heads", "kv_heads", "ffn_ratio", "ffn_act", "norm", "residual", "drop_path", "attention",
+    "window", "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len", "tie_embeddings", "bias",
 ]  # fmt: skip
 
 
@@ -35,6 +35,7 @@ def architectures(draw: st.DrawFn) -> Architecture:
         depth=depth,
         width=heads * head_dim,
         heads=heads,
+        kv_heads=draw(st.sampled_from([d for d in range(1, heads + 1) if heads % d == 0])),
         ffn_ratio=draw(st.sampled_from([0.5, 1.0, 2.0, 8 / 3, 3.5, 4.0])),
         ffn_act=draw(st.sampled_from(FFN_ACTS)),
         norm=draw(st.sampled_from(NORMS)),
@@ -101,6 +102,8 @@ def test_derived_sizes() -> None:
 
 INVALID = [
     ({"heads": 5}, "heads", "must divide width=128"),
+    ({"heads": 4, "kv_heads": 3}, "kv_heads", "must divide heads=4"),
+    ({"heads": 4, "kv_heads": 8}, "kv_heads", "must divide heads=4"),
     ({"depth": 6, "unique_layers": 4}, "unique_layers", "must divide depth=6"),
     ({"unique_layers": 8}, "unique_layers", "must divide depth=4"),
     ({"residual": "pre-ln"}, "residual", "did you mean 'pre_ln'"),

@@ -305,3 +305,52 @@ def test_gpu_training_step_every_pattern(attention: str) -> None:
     loss.backward()  # FlexAttention backward runs on CUDA
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("attention", PATTERNS)
+@pytest.mark.parametrize("kv_heads", [1, 2])
+def test_grouped_query_attention_every_pattern(attention: str, kv_heads: int) -> None:
+    """kv_heads < heads: forward/backward, causal, and flex = SDPA = a naive reference with repeated kv."""
+    torch.manual_seed(8)
+    arch = tiny(attention=attention, heads=4, kv_heads=kv_heads, residual="value_residual", pos_encoding="rope")
+    model = build(arch)
+    attn = model.trunk.blocks[0].attn
+    assert attn.qkv.out_features == 32 + 2 * kv_heads * 8  # q: width; k, v: kv_heads x head_dim each
+    idx = torch.randint(0, VOCAB, (2, SEQ + 1))
+    lm_loss(model, idx).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    changed = idx.clone()
+    changed[:, 13:] = (changed[:, 13:] + 5) % VOCAB
+    with torch.no_grad():
+        a, b = model(idx[:, :-1]), model(changed[:, :-1])
+    assert torch.allclose(a[:, :13], b[:, :13], atol=1e-5)
+    q = torch.randn(2, 4, 32, 8)
+    k, v = torch.randn(2, kv_heads, 32, 8), torch.randn(2, kv_heads, 32, 8)
+    pattern = make_pattern(attention, 8 if attention in ("sliding_window", "block_sparse") else 0, True)
+    group = 4 // kv_heads
+    with torch.no_grad():
+        grouped = pattern(q, k, v)
+        repeated = pattern(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1))
+    assert torch.allclose(grouped, repeated, atol=1e-5)
+
+
+def test_llama3_8b_and_mistral_7b_build_with_their_published_parameter_counts() -> None:
+    llama3_8b = Architecture(
+        depth=32, width=4096, heads=32, kv_heads=8, ffn_ratio=3.5, ffn_act="swiglu", norm="rmsnorm",
+        pos_encoding="rope", vocab_size=128256, max_seq_len=8192, tie_embeddings=False, bias=False,
+    )  # fmt: skip
+    mistral_7b = Architecture(
+        depth=32, width=4096, heads=32, kv_heads=8, ffn_ratio=3.5, ffn_act="swiglu", norm="rmsnorm",
+        pos_encoding="rope", vocab_size=32000, max_seq_len=32768, tie_embeddings=False, bias=False,
+        attention="sliding_window", window=4096,
+    )  # fmt: skip
+    with torch.device("meta"):
+        assert count_params(build(llama3_8b)) == 8_030_261_248
+        assert count_params(build(mistral_7b)) == 7_241_732_096
+
+
+def test_multi_head_ids_are_unchanged_by_the_kv_heads_field() -> None:
+    assert Architecture(heads=4, kv_heads=4).arch_id == Architecture().arch_id == "7af87ff765bc"
+    assert Architecture(heads=4, kv_heads=2).arch_id != Architecture().arch_id
+    assert Architecture().replace(heads=8).kv_heads == 8  # multi-head stays multi-head

@@ -84,7 +84,7 @@ def _write_raw(path, table: pa.Table, version: int | None) -> None:
 
 
 def test_reads_a_part_written_by_schema_version_1(lb: Leaderboard) -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     lb.append(make_rows(3))
     old = pa.table(
         {
@@ -115,6 +115,17 @@ def test_reads_a_part_written_by_schema_version_1(lb: Leaderboard) -> None:
     assert row["error"] == "diverged at step 3" and row["created_at"] == "2025-01-01T00:00:00+00:00"
     assert row["depth"] == 4 and row["val_loss"] is None and row["latency_ms"] is None
     assert df.schema["depth"] == pl.Int64
+    assert lb.check().ok
+
+
+def test_rows_written_before_kv_heads_read_as_multi_head(lb: Leaderboard) -> None:
+    """Schema 2 had no kv_heads: such rows are multi-head attention, kv_heads = heads."""
+    lb.append(make_rows(2))
+    old = pa.table({"arch_id": ["aaaaaaaaaaaa"], "task": ["charlm"], "status": ["ok"], "heads": [4], "depth": [2]})
+    _write_raw(lb.root / "parts" / "p-0-v2.parquet", old, version=2)
+    df = lb.query(status="all").collect()
+    row = df.filter(pl.col("arch_id") == "aaaaaaaaaaaa").row(0, named=True)
+    assert row["kv_heads"] == 4 and df.height == 3 and df["kv_heads"].null_count() == 0
     assert lb.check().ok
 
 

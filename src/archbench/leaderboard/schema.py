@@ -26,7 +26,7 @@ from archbench.errors import ConfigError
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = "archbench.schema_version"
 
 IDENTITY: dict[str, pl.DataType] = {
@@ -90,8 +90,18 @@ def _v1_to_v2(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.rename(renames)
 
 
+def _v2_to_v3(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """kv_heads arrived with grouped-query attention: a row written before it was multi-head."""
+    names = lf.collect_schema().names()
+    if "heads" not in names:
+        return lf
+    if "kv_heads" not in names:
+        return lf.with_columns(pl.col("heads").alias("kv_heads"))
+    return lf.with_columns(pl.col("kv_heads").fill_null(pl.col("heads")))
+
+
 # MIGRATIONS[v] turns a frame of version v into version v + 1.
-MIGRATIONS: dict[int, Callable[[pl.LazyFrame], pl.LazyFrame]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[pl.LazyFrame], pl.LazyFrame]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(lf: pl.LazyFrame, version: int) -> pl.LazyFrame:

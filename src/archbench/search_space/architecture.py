@@ -28,10 +28,14 @@ NORMS = ("layernorm", "rmsnorm")
 QUANTS = ("fp32", "bf16", "fp16", "int8", "int8_weight_only", "fp8")
 POS_ENCODINGS = ("learned", "rope", "none")
 
-# Bump only if the hashing rule itself changes; adding a field with a default does not change old ids
-# as long as the new field is listed in _HASH_ONLY_IF_NOT_DEFAULT.
+# Bump only if the hashing rule itself changes. A field added later is hashed only when it differs from
+# the value every older architecture implicitly had, so old ids stay valid (see _implicit).
 _HASH_VERSION = 1
-_HASH_ONLY_IF_NOT_DEFAULT: frozenset[str] = frozenset()
+
+
+def _implicit(arch: Architecture) -> dict[str, Any]:
+    """Fields added after the first release, with the value older architectures implicitly had."""
+    return {"kv_heads": arch.heads}
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -79,6 +83,7 @@ class Architecture:
     depth: int = 4
     width: int = 128
     heads: int = 4
+    kv_heads: int | None = None  # grouped-query attention: None means kv_heads = heads (multi-head); 1 is MQA
     ffn_ratio: float = 4.0
     ffn_act: str = "gelu"
     norm: str = "layernorm"
@@ -103,6 +108,16 @@ class Architecture:
             divisors = [d for d in range(1, min(self.width, 64) + 1) if self.width % d == 0]
             raise ArchitectureError(
                 "heads", self.heads, f"must divide width={self.width} (e.g. {', '.join(map(str, divisors))})"
+            )
+        if self.kv_heads is None:
+            s(self, "kv_heads", self.heads)
+        s(self, "kv_heads", _int("kv_heads", self.kv_heads))
+        if self.kv_heads > self.heads or self.heads % self.kv_heads:
+            divisors = [d for d in range(1, self.heads + 1) if self.heads % d == 0]
+            raise ArchitectureError(
+                "kv_heads",
+                self.kv_heads,
+                f"must divide heads={self.heads} (one of {', '.join(map(str, divisors))}; 1 = multi-query)",
             )
         s(self, "ffn_ratio", _float("ffn_ratio", self.ffn_ratio, 0.0, 64.0, False, True))
         if round(self.ffn_ratio * self.width) < 1:
@@ -190,26 +205,30 @@ class Architecture:
     def replace(self, **changes: Any) -> Architecture:
         """A copy with some fields changed (validated again).
 
-        An unshared model stays unshared when only ``depth`` changes (unique_layers follows depth).
+        An unshared model stays unshared when only ``depth`` changes (unique_layers follows depth), and a
+        multi-head one stays multi-head when only ``heads`` changes (kv_heads follows heads).
         """
         if "depth" in changes and "unique_layers" not in changes and self.unique_layers == self.depth:
             changes["unique_layers"] = None
+        if "heads" in changes and "kv_heads" not in changes and self.kv_heads == self.heads:
+            changes["kv_heads"] = None
         return dataclasses.replace(self, **changes)
 
     # ---- identity ------------------------------------------------------------------------------
     @cached_property
     def arch_id(self) -> str:
         """Stable 12-hex-digit content hash: the same fields give the same id on any machine."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.init}
-        payload = {k: v for k, v in self.to_dict().items() if not (k in _HASH_ONLY_IF_NOT_DEFAULT and v == defaults[k])}
+        implicit = _implicit(self)
+        payload = {k: v for k, v in self.to_dict().items() if not (k in implicit and v == implicit[k])}
         text = json.dumps({"v": _HASH_VERSION, **payload}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
         """A short human-readable summary."""
         share = "" if self.unique_layers == self.depth else f" shared={self.unique_layers}"
+        gqa = "" if self.kv_heads == self.heads else f"/kv{self.kv_heads}"
         win = f"(w={self.window})" if self.window else ""
         return (
-            f"L{self.depth} d{self.width} h{self.heads} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
+            f"L{self.depth} d{self.width} h{self.heads}{gqa} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
             f"{self.residual} {self.attention}{win} {self.pos_encoding} {self.quant}{share}"
         )

@@ -1,6 +1,7 @@
 """Attention patterns: dense, sliding window, block-sparse and linear.
 
-Every pattern maps ``(q, k, v)`` of shape ``(B, H, S, D)`` to an output of the same shape.
+Every pattern maps ``(q, k, v)`` of shape ``(B, H, S, D)`` to an output of q's shape; k and v may have
+fewer heads (grouped-query attention: ``H`` divisible by their head count).
 
 * ``dense``: ``scaled_dot_product_attention`` (flash / memory-efficient kernels where available).
 * ``sliding_window`` and ``block_sparse``: a FlexAttention block mask, so that blocks outside the
@@ -69,15 +70,21 @@ def flex_compiled(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
+def _gqa(q: Tensor, k: Tensor) -> bool:
+    """Grouped queries: fewer key/value heads than query heads (each kv head serves a group)."""
+    return k.shape[-3] != q.shape[-3]
+
+
 def _flex(q: Tensor, k: Tensor, v: Tensor, block_mask: BlockMask) -> Tensor:
     global _compiled_flex
+    gqa = _gqa(q, k)
     if flex_compiled(q.device):
         if _compiled_flex is None:
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
-        return _compiled_flex(q, k, v, block_mask=block_mask)  # type: ignore[return-value]
+        return _compiled_flex(q, k, v, block_mask=block_mask, enable_gqa=gqa)  # type: ignore[return-value]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-        return flex_attention(q, k, v, block_mask=block_mask)  # type: ignore[return-value]
+        return flex_attention(q, k, v, block_mask=block_mask, enable_gqa=gqa)  # type: ignore[return-value]
 
 
 def flex_block_size(window: int) -> int:
@@ -110,7 +117,7 @@ class Dense(AttentionPattern):
     """Full (causal) attention through SDPA."""
 
     def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, enable_gqa=_gqa(q, k))
 
     def kept_fraction(self, seq_len: int) -> float:
         return (seq_len + 1) / (2 * seq_len) if self.causal else 1.0
@@ -139,7 +146,8 @@ class MaskedPattern(AttentionPattern):
         seq_len = q.shape[-2]
         if self.use_flex(q, k, v):
             return _flex(q, k, v, self.block_mask(seq_len, q.device))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.dense_mask(seq_len, q.device))
+        mask = self.dense_mask(seq_len, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=_gqa(q, k))
 
     def kept_fraction(self, seq_len: int) -> float:
         return float(self.dense_mask(seq_len, torch.device("cpu")).float().mean())
@@ -223,6 +231,9 @@ class Linear(AttentionPattern):
 
     def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         dtype = q.dtype
+        if _gqa(q, k):  # each kv head serves a group of query heads
+            group = q.shape[-3] // k.shape[-3]
+            k, v = k.repeat_interleave(group, dim=-3), v.repeat_interleave(group, dim=-3)
         q, k, v = _feature_map(q.float()), _feature_map(k.float()), v.float()
         if not self.causal:
             kv = torch.einsum("bhsd,bhse->bhde", k, v)

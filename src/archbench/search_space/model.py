@@ -4,7 +4,8 @@
 a mean-pooled classification head. Every field of :class:`Architecture` is realised here:
 
 * ``depth`` layers cycle over ``unique_layers`` distinct blocks (weight sharing across depth);
-* ``width`` split evenly over ``heads``; FFN hidden size ``round(ffn_ratio * width)`` for gelu and
+* ``width`` split evenly over ``heads``, keys and values over ``kv_heads`` (grouped-query attention);
+  FFN hidden size ``round(ffn_ratio * width)`` for gelu and
   swiglu alike (swiglu has three matrices, so more parameters at the same ratio);
 * ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`;
 * ``pos_encoding``: learned absolute embeddings, rotary (RoPE on q and k) or none (NoPE);
@@ -51,12 +52,14 @@ class Rotary(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection (GPT-2's parameter layout)."""
+    """Self-attention with a fused qkv projection (GPT-2's layout when ``kv_heads == heads``); with
+    grouped queries the k and v parts have ``kv_heads`` heads each."""
 
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
-        self.heads, self.head_dim = arch.heads, arch.head_dim
-        self.qkv = nn.Linear(arch.width, 3 * arch.width, bias=arch.bias)
+        self.heads, self.kv_heads, self.head_dim = arch.heads, arch.kv_heads, arch.head_dim
+        self.kv_dim = arch.kv_heads * arch.head_dim
+        self.qkv = nn.Linear(arch.width, arch.width + 2 * self.kv_dim, bias=arch.bias)
         self.proj = nn.Linear(arch.width, arch.width, bias=arch.bias)
 
     def forward(
@@ -69,7 +72,10 @@ class SelfAttention(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Returns the output and this layer's values (before any value-residual mixing)."""
         b, s, w = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x).split([w, self.kv_dim, self.kv_dim], dim=-1)
+        q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v_own = v
         if v_first is not None and v_mix is not None:
             weights, row = v_mix

@@ -153,10 +153,11 @@ class DeepNet(ResidualType):
         beta = self.constants(arch.depth)[1]
         w = arch.width
         with torch.no_grad():
-            qkv = block.attn.qkv.weight  # (3w, w): rows [q; k; v]
+            qkv = block.attn.qkv.weight  # rows [q (w); k (kv_dim); v (kv_dim)]
+            split = w + block.attn.kv_dim
             std_qk = math.sqrt(2.0 / (w + w))
-            qkv[: 2 * w].normal_(0.0, std_qk)
-            qkv[2 * w :].normal_(0.0, beta * std_qk)
+            qkv[:split].normal_(0.0, std_qk)
+            qkv[split:].normal_(0.0, beta * std_qk)
             for lin in (block.attn.proj, *block.ffn.linears()):
                 fan_out, fan_in = lin.weight.shape
                 lin.weight.normal_(0.0, beta * math.sqrt(2.0 / (fan_in + fan_out)))

@@ -38,7 +38,9 @@ from archbench.errors import ArchitectureError, ConfigError
 from archbench.search_space.architecture import Architecture
 
 # Fields that appear in a constraint together; everything else may be chosen independently.
-COUPLED = ("depth", "unique_layers", "width", "heads", "pos_encoding", "attention", "window", "max_seq_len")
+COUPLED = ("depth", "unique_layers", "width", "heads", "kv_heads", "pos_encoding", "attention", "window", "max_seq_len")
+# Fields whose default (None) follows another field: unique_layers = depth, kv_heads = heads.
+_FOLLOWS = {"unique_layers": "depth", "kv_heads": "heads"}
 
 _BUILTIN: dict[str, SearchSpace] = {}
 
@@ -79,7 +81,7 @@ class SearchSpace:
         defaults = Architecture().to_dict()
         choices: dict[str, tuple[Any, ...]] = {}
         for key in known:
-            value = fields.get(key, defaults[key] if key != "unique_layers" else None)
+            value = fields.get(key, None if key in _FOLLOWS else defaults[key])
             if isinstance(value, list | tuple):
                 if not value:
                     raise ConfigError(f"space {name}: field {key} has an empty list of choices")
@@ -271,8 +273,8 @@ class SearchSpace:
 
     @staticmethod
     def _same(key: str, option: Any, value: Any, arch: Architecture) -> bool:
-        if key == "unique_layers" and option is None:
-            return value == arch.depth
+        if key in _FOLLOWS and option is None:
+            return value == getattr(arch, _FOLLOWS[key])
         if key == "window" and value == 0:
             return True  # the pattern uses no window: every choice canonicalises to 0
         if isinstance(option, bool) or isinstance(value, bool):
