@@ -131,11 +131,6 @@ class SearchOutcome:
     wall_s: float
 
 
-def objective_values(result: TrialResult, objectives: Sequence[Objective]) -> tuple[float, ...] | None:
-    """The objectives of an ok result, or None when it failed or an objective is missing."""
-    return _row_values(result.to_row(), objectives)
-
-
 def make_evaluator(config: SearchConfig) -> Any:
     from archbench.search.trial_evaluators import TRIAL_EVALUATORS, LookupEvaluator
 
@@ -301,8 +296,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     in_flight: dict[Any, Suggestion] = {}
     to_run: list[Suggestion] = []
 
-    def finish(s: Suggestion, row: dict[str, Any], result: TrialResult | None) -> None:
-        vals = objective_values(result, config.objectives) if result else _row_values(row, config.objectives)
+    def finish(s: Suggestion, row: dict[str, Any]) -> None:
+        vals = _row_values(row, config.objectives)
         status = row.get("status", "failed")
         violation = float(row.get("violation") or 0.0)
         if vals is not None and row.get("feasible") is not False:
@@ -315,7 +310,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     # Resume: what was in flight when the last driver died.
     for s in strategy.pending():
         if s.number in done_rows:
-            finish(s, done_rows[s.number], None)
+            finish(s, done_rows[s.number])
         else:
             to_run.append(s)
 
@@ -340,7 +335,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
                     fresh = {**_reuse(hit, study, s.number), "feasible": None, "violation": None}
                     row = _judged(fresh, config.constraints)
                     lb.append([row])
-                    finish(s, row, None)
+                    finish(s, row)
                     refresh()
                     continue
                 in_flight[executor.submit(evaluator, s, study)] = s
@@ -355,12 +350,12 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
             for ref, got in zip(ready, executor.get_many(ready), strict=True):
                 s = in_flight.pop(ref)
                 result = got if isinstance(got, TrialResult) else _lost(config, evaluator, s, study, got)
-                finished.append((s, result, _judged(result.to_row(), config.constraints)))
+                finished.append((s, _judged(result.to_row(), config.constraints)))
             if finished:
-                lb.append([row for _, _, row in finished])  # durable before the strategy hears of it
-                for s, result, row in finished:
+                lb.append([row for _, row in finished])  # durable before the strategy hears of it
+                for s, row in finished:
                     cache.add(row)
-                    finish(s, row, result)
+                    finish(s, row)
             refresh()
 
     strategy.close()

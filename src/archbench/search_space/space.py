@@ -150,36 +150,39 @@ class SearchSpace:
         return {k: self.choices[k][int(i)] for k, i in zip(COUPLED, idx, strict=True)}
 
     @cached_property
-    def _valid_coupled(self) -> np.ndarray:
-        """Index vectors (rows) over COUPLED, one per distinct valid canonical combination."""
+    def _coupled_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over the coupled fields' product: (every valid index vector, the first vector of each
+        distinct canonical architecture). The first are repair targets, the second sampling's support."""
         ranges = [range(len(self.choices[k])) for k in COUPLED]
         base = self._first_independent()
         seen: set[tuple[Any, ...]] = set()
-        rows: list[tuple[int, ...]] = []
+        valid: list[tuple[int, ...]] = []
+        distinct: list[tuple[int, ...]] = []
         for idx in itertools.product(*ranges):
             try:
                 arch = Architecture.from_dict({**base, **self._coupled_values(idx)})
             except ArchitectureError:
                 continue
+            valid.append(idx)
             key = tuple(getattr(arch, k) for k in COUPLED)
             if key not in seen:
                 seen.add(key)
-                rows.append(idx)
-        return np.array(rows, dtype=np.int64).reshape(len(rows), len(COUPLED))
+                distinct.append(idx)
+        width = len(COUPLED)
+        return (
+            np.array(valid, dtype=np.int64).reshape(len(valid), width),
+            np.array(distinct, dtype=np.int64).reshape(len(distinct), width),
+        )
 
-    @cached_property
+    @property
+    def _valid_coupled(self) -> np.ndarray:
+        """Index vectors over COUPLED, one per distinct valid canonical combination."""
+        return self._coupled_table[1]
+
+    @property
     def _all_valid_coupled(self) -> np.ndarray:
         """Every valid index vector (duplicates of a canonical arch included): repair targets."""
-        ranges = [range(len(self.choices[k])) for k in COUPLED]
-        base = self._first_independent()
-        rows = []
-        for idx in itertools.product(*ranges):
-            try:
-                Architecture.from_dict({**base, **self._coupled_values(idx)})
-            except ArchitectureError:
-                continue
-            rows.append(idx)
-        return np.array(rows, dtype=np.int64)
+        return self._coupled_table[0]
 
     # ---- facts ---------------------------------------------------------------------------------
     @property
