@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
+from archbench.search_space.kv_cache import KVLayer, LayerCache, LinearState, positions
 from archbench.search_space.registries import ATTENTION
 
 MaskMod = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -111,6 +112,40 @@ class AttentionPattern:
         """Fraction of the full S x S score matrix this pattern computes (for FLOP accounting)."""
         return 1.0
 
+    # Incremental decoding. ``prefill`` runs the prompt through the normal (fast) path and returns the
+    # cache; ``step`` attends ``T`` new queries at positions ``pos ..`` over the cache and themselves.
+    # Neither writes into the cache it is given.
+
+    def allowed(self, q_pos: Tensor, kv_pos: Tensor) -> Tensor:
+        """Boolean (Tq, Tk): may the query at ``q_pos`` see the key at ``kv_pos`` (causal by default)."""
+        return kv_pos[None, :] <= q_pos[:, None]
+
+    def keep(self, layer: KVLayer, next_pos: int) -> KVLayer:
+        """What of ``layer`` queries at ``next_pos`` and later can still see (default: everything)."""
+        return layer
+
+    def _check_causal(self) -> None:
+        if not self.causal:
+            raise ValueError("incremental decoding needs a causal (decoder) attention pattern")
+
+    def prefill(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, LayerCache]:
+        """The prompt's output (the same kernel as the full forward) and the cache for the next token."""
+        self._check_causal()
+        s = q.shape[-2]
+        return self(q, k, v), self.keep(KVLayer(k, v, positions(0, s, q.device)), s)
+
+    def step(self, q: Tensor, k: Tensor, v: Tensor, cache: LayerCache, pos: int) -> tuple[Tensor, LayerCache]:
+        """Output for new tokens at ``pos .. pos + T - 1`` given the cache of everything before them."""
+        self._check_causal()
+        assert isinstance(cache, KVLayer), f"{type(self).__name__} keeps keys and values, not {type(cache).__name__}"
+        t = q.shape[-2]
+        q_pos = positions(pos, t, q.device)
+        kv_pos = torch.cat([cache.positions, q_pos])
+        k_all, v_all = torch.cat([cache.k, k], dim=-2), torch.cat([cache.v, v], dim=-2)
+        mask = self.allowed(q_pos, kv_pos)
+        out = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, enable_gqa=_gqa(q, k))
+        return out, self.keep(KVLayer(k_all, v_all, kv_pos), pos + t)
+
 
 @ATTENTION.register("dense", uses_window=False)
 class Dense(AttentionPattern):
@@ -152,6 +187,10 @@ class MaskedPattern(AttentionPattern):
     def kept_fraction(self, seq_len: int) -> float:
         return float(self.dense_mask(seq_len, torch.device("cpu")).float().mean())
 
+    def allowed(self, q_pos: Tensor, kv_pos: Tensor) -> Tensor:
+        zero = torch.zeros((), dtype=torch.long, device=q_pos.device)
+        return self.mask_mod()(zero, zero, q_pos[:, None], kv_pos[None, :])
+
 
 @lru_cache(maxsize=64)
 def _dense_mask(cls: type[MaskedPattern], window: int, causal: bool, seq_len: int, device: str) -> Tensor:
@@ -191,6 +230,11 @@ class SlidingWindow(MaskedPattern):
 
         return sliding
 
+    def keep(self, layer: KVLayer, next_pos: int) -> KVLayer:
+        # A query at p >= next_pos sees keys p - window + 1 .. p: at most the last window - 1 cached ones.
+        start = max(0, layer.length - (self.window - 1))
+        return KVLayer(layer.k[:, :, start:], layer.v[:, :, start:], layer.positions[start:])
+
 
 @ATTENTION.register("block_sparse", uses_window=True)
 class BlockSparse(MaskedPattern):
@@ -212,6 +256,24 @@ class BlockSparse(MaskedPattern):
             return ((qb - kb).abs() <= 1) | (kb == 0) | (qb == 0)
 
         return block_sparse
+
+    def keep(self, layer: KVLayer, next_pos: int) -> KVLayer:
+        # Later queries (block >= next_pos // w) see block 0 and blocks from the one before their own.
+        # The cached positions are [0, min(w, next_pos)) and a contiguous run ending at next_pos - 1, so
+        # both parts are slices whose sizes follow from next_pos alone (no data-dependent shapes).
+        w = self.window
+        first = min(w, next_pos)
+        recent_from = max(w, (next_pos // w - 1) * w)
+        recent = max(0, next_pos - recent_from)
+        if first + recent >= layer.length:
+            return layer
+        tail = layer.length - recent
+        k, v, p = layer.k, layer.v, layer.positions
+        return KVLayer(
+            torch.cat([k[:, :, :first], k[:, :, tail:]], dim=-2),
+            torch.cat([v[:, :, :first], v[:, :, tail:]], dim=-2),
+            torch.cat([p[:first], p[tail:]]),
+        )
 
 
 def _feature_map(x: Tensor) -> Tensor:
@@ -263,6 +325,30 @@ class Linear(AttentionPattern):
 
     def kept_fraction(self, seq_len: int) -> float:
         return 0.0  # no S x S score matrix: cost is linear in S (counted separately)
+
+    def prefill(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, LayerCache]:
+        self._check_causal()
+        kf, vf = _feature_map(k.float()), v.float()  # per kv head: grouped queries share the state
+        state = LinearState(torch.einsum("bhsd,bhse->bhde", kf, vf), kf.sum(dim=2))
+        return self(q, k, v), state
+
+    def step(self, q: Tensor, k: Tensor, v: Tensor, cache: LayerCache, pos: int) -> tuple[Tensor, LayerCache]:
+        """Recurrent form: constant work and memory per token, whatever the context."""
+        self._check_causal()
+        assert isinstance(cache, LinearState), f"linear attention carries a LinearState, not {type(cache).__name__}"
+        b, h, t, d = q.shape
+        hk = k.shape[-3]
+        qf = _feature_map(q.float()).view(b, hk, h // hk, t, d)  # query groups per kv head
+        kf, vf = _feature_map(k.float()), v.float()
+        scores = torch.einsum("bhgtd,bhsd->bhgts", qf, kf)
+        if t > 1:
+            tri = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+            scores = scores.masked_fill(~tri, 0.0)
+        num = torch.einsum("bhgts,bhse->bhgte", scores, vf) + torch.einsum("bhgtd,bhde->bhgte", qf, cache.kv)
+        den = scores.sum(-1) + torch.einsum("bhgtd,bhd->bhgt", qf, cache.z)
+        out = (num / (den.unsqueeze(-1) + self.eps)).reshape(b, h, t, -1).to(q.dtype)
+        state = LinearState(cache.kv + torch.einsum("bhsd,bhse->bhde", kf, vf), cache.z + kf.sum(dim=2))
+        return out, state
 
 
 def make_pattern(name: str, window: int, causal: bool) -> AttentionPattern:

@@ -27,10 +27,20 @@ from torch import Tensor, nn
 
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import AttentionPattern, make_pattern
+from archbench.search_space.kv_cache import KVCache, LayerCache
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
 
 ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
+
+
+class DecodeSlot:
+    """One layer's part of an incremental step: where the new tokens start, the cache they attend to
+    (None: they are the prompt), and the layer's cache after the step (written by the attention)."""
+
+    def __init__(self, pos: int, past: LayerCache | None) -> None:
+        self.pos, self.past = pos, past
+        self.present: LayerCache | None = None
 
 
 class Rotary(nn.Module):
@@ -44,9 +54,9 @@ class Rotary(nn.Module):
         self.register_buffer("cos", freqs.cos(), persistent=False)
         self.register_buffer("sin", freqs.sin(), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:  # x: (B, H, S, D)
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:  # x: (B, H, S, D) at positions offset..
         s = x.shape[-2]
-        cos, sin = self.cos[:s].to(x.dtype), self.sin[:s].to(x.dtype)
+        cos, sin = self.cos[offset : offset + s].to(x.dtype), self.sin[offset : offset + s].to(x.dtype)
         x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
@@ -69,8 +79,14 @@ class SelfAttention(nn.Module):
         rotary: Rotary | None,
         v_first: Tensor | None,
         v_mix: ValueMix | None,
+        slot: DecodeSlot | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Returns the output and this layer's values (before any value-residual mixing)."""
+        """Returns the output and this layer's values (before any value-residual mixing).
+
+        With a ``slot`` the tokens of ``x`` sit at positions ``slot.pos ..``: they attend to the slot's
+        cache (or are the prompt), and the layer's new cache goes to ``slot.present``. The cache holds
+        the values *after* value-residual mixing: they are what later queries attend to.
+        """
         b, s, w = x.shape
         q, k, v = self.qkv(x).split([w, self.kv_dim, self.kv_dim], dim=-1)
         q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
@@ -81,9 +97,15 @@ class SelfAttention(nn.Module):
             weights, row = v_mix
             lam = weights[row]
             v = lam[0] * v + lam[1] * v_first  # ResFormer: residual from the first layer's values
+        offset = slot.pos if slot is not None else 0
         if rotary is not None:
-            q, k = rotary(q), rotary(k)
-        y = pattern(q, k, v)
+            q, k = rotary(q, offset), rotary(k, offset)
+        if slot is None:
+            y = pattern(q, k, v)
+        elif slot.past is None:
+            y, slot.present = pattern.prefill(q, k, v)
+        else:
+            y, slot.present = pattern.step(q, k, v, slot.past, slot.pos)
         return self.proj(y.transpose(1, 2).reshape(b, s, w)), v_own
 
 
@@ -125,11 +147,12 @@ class Block(nn.Module):
         rate: float,
         v_first: Tensor | None = None,
         v_mix: ValueMix | None = None,
+        slot: DecodeSlot | None = None,
     ) -> tuple[Tensor, Tensor]:
         values: list[Tensor] = []
 
         def attend(h: Tensor) -> Tensor:
-            out, v = self.attn(h, pattern, rotary, v_first, v_mix)
+            out, v = self.attn(h, pattern, rotary, v_first, v_mix, slot)
             values.append(v)
             return out
 
@@ -187,14 +210,16 @@ class Trunk(nn.Module):
         depth = self.arch.depth
         return self.arch.drop_path * (layer / (depth - 1) if depth > 1 else 1.0)
 
-    def forward(self, idx: Tensor) -> Tensor:
+    def forward(self, idx: Tensor, slots: list[DecodeSlot] | None = None) -> Tensor:
+        """Hidden states of ``idx``; with ``slots`` (one per layer) an incremental step at ``slots[0].pos``."""
         arch = self.arch
         s = idx.shape[1]
-        if s > arch.max_seq_len:
-            raise ValueError(f"sequence length {s} exceeds max_seq_len={arch.max_seq_len}")
+        pos = slots[0].pos if slots else 0
+        if pos + s > arch.max_seq_len:
+            raise ValueError(f"sequence length {pos + s} exceeds max_seq_len={arch.max_seq_len}")
         x = self.wte(idx)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(s, device=idx.device))
+            x = x + self.wpe(torch.arange(pos, pos + s, device=idx.device))
         history: list[Tensor] = [x]
         v_first: Tensor | None = None
         for layer in range(arch.depth):
@@ -202,7 +227,8 @@ class Trunk(nn.Module):
             # The whole parameter and a row index, not a slice: a slice of a leaf made under no_grad is a
             # tensor that requires grad but has no grad_fn, which torch's module hooks refuse.
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
-            x, v = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix)
+            slot = slots[layer] if slots else None
+            x, v = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
             if self.dwa is not None:
@@ -229,6 +255,36 @@ class DecoderLM(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         return self.lm_head(self.trunk(idx))
+
+    def decode(self, idx: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """Incremental decoding: logits of the new tokens ``idx`` (B, T) and the cache after them.
+
+        ``past=None`` treats ``idx`` as the prompt (prefill: the same kernels as ``forward``); otherwise
+        ``idx`` continues the sequence ``past`` has seen. ``past`` is never modified, so one warm cache
+        can be stepped from many times. The logits equal ``forward`` on the whole sequence.
+        """
+        pos = 0 if past is None else past.pos
+        layers = past.layers if past is not None else (None,) * self.arch.depth
+        slots = [DecodeSlot(pos, layer) for layer in layers]
+        logits = self.lm_head(self.trunk(idx, slots))
+        present = tuple(slot.present for slot in slots)
+        assert all(p is not None for p in present), "every layer must leave its cache"
+        return logits, KVCache(present, pos + idx.shape[1])  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def generate(self, prompt: Tensor, new_tokens: int) -> tuple[Tensor, Tensor]:
+        """Greedy decoding of ``new_tokens`` after ``prompt`` (B, P) with the cache: the tokens
+        (B, P + new_tokens) and the logits that chose each new token (B, new_tokens, vocab)."""
+        logits, cache = self.decode(prompt)
+        tokens, chosen = [prompt], []
+        for i in range(new_tokens):
+            last = logits[:, -1]
+            chosen.append(last)
+            nxt = last.argmax(dim=-1, keepdim=True)
+            tokens.append(nxt)
+            if i + 1 < new_tokens:
+                logits, cache = self.decode(nxt, cache)
+        return torch.cat(tokens, dim=1), torch.stack(chosen, dim=1)
 
 
 class EncoderClassifier(nn.Module):
