@@ -42,6 +42,17 @@ METRICS: dict[str, str] = {
     "flops": "FLOPs per inference (torch's counter; attention counted from the mask)",
     "model_bytes": "model size in bytes after quant",
     "roofline_fraction": "achieved fraction of the roofline floor time",
+    "prefill_ms": "forward latency over the prompt (ms): latency_ms under its deployment name",
+    "decode_ms_per_token": "median time of one decode step from a warm KV cache (ms per token)",
+    "decode_p90_ms": "90th percentile of the decode step time (ms)",
+    "decode_cv": "coefficient of variation of the decode step samples",
+    "decode_samples": "number of timed decode steps",
+    "ttft_ms": "time to first token of a generation: prefill of the prompt (ms)",
+    "tpot_ms": "time per output token of a generation after the first (ms)",
+    "generate_cv": "coefficient of variation of whole-generation times",
+    "generate_samples": "number of timed generations",
+    "kv_cache_mb": "size of the KV cache (or recurrent state) at the measured context (MiB)",
+    "compile_s": "torch.compile time of the measured call (s); null when eager",
 }
 
 
