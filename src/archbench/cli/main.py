@@ -49,6 +49,9 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         if key == "study":  # study=NAME is short for study.name=NAME
             key, item = "study.name", f"study.name={value}"
+        if key in ("budget.rungs", "budget.eta"):  # the funnel's settings, spelled as issue #8 does
+            key = "search." + key.split(".", 1)[1]
+            item = f"{key}={value}"
         if key == "space" and (value.endswith((".yaml", ".yml")) or "/" in value):
             space_file = Path(value)
         elif any(c in value for c in "=<>") and not value.startswith(("'", '"')):

@@ -13,6 +13,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     from archbench.leaderboard.objectives import parse_objectives
     from archbench.search import SearchConfig
     from archbench.search.executor import RayConfig
+    from archbench.search.fidelity import FidelityConfig
     from archbench.search.trial_evaluators import TRIAL_EVALUATORS
     from archbench.search_space import SearchSpace
 
@@ -48,6 +49,15 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     concurrency = cfg["concurrency"]
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise ConfigError(f"concurrency={concurrency!r}: must be an integer or null")
+    timeout = cfg.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+        raise ConfigError(f"timeout={timeout!r}: must be a number of seconds or null")
+    rungs = search.get("rungs", (1, 3, 9))
+    fidelity = FidelityConfig(
+        mode=str(search.get("fidelity", "single")),
+        rungs=tuple(rungs) if isinstance(rungs, list | tuple) else rungs,
+        eta=search.get("eta", 3),
+    )
     from archbench.constraints import parse_constraints
 
     return SearchConfig(
@@ -60,6 +70,8 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         seed_archs=seed_archs,
         warm_start=bool(search.get("warm_start", False)),
         allow_changes=bool(cfg["study"]["allow_changes"]),
+        fidelity=fidelity,
+        timeout_s=timeout,
         objectives=tuple(parse_objectives(objectives, minimum=1)),
         n_trials=cfg["n_trials"],
         concurrency=concurrency,

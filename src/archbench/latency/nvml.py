@@ -7,7 +7,9 @@ same functions (tests pass a fake here and nowhere else). NVML errors become :cl
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -191,3 +193,35 @@ def open_gpu(index: int = 0, nvml: ModuleType | Any | None = None) -> Gpu:
         return NvmlGpu(index, nvml)
     except NvmlError as exc:
         return NullGpu(str(exc))
+
+
+def other_compute_processes(
+    uuid: str | None = None, index: int = 0, nvml: ModuleType | Any | None = None
+) -> int | None:
+    """How many compute processes besides the caller NVML sees on the GPU ``uuid`` (else NVML index
+    ``index``), to flag a measurement that shared its GPU; None where NVML cannot tell.
+
+    The caller holds a CUDA context on that GPU, so it is one of the processes listed. Inside a container
+    NVML may list host PIDs, so the caller is counted out by count when its own PID is not among them.
+    An empty list (NVML sees not even the caller) is None: NVML cannot see processes here.
+    """
+    if nvml is None:
+        try:
+            nvml = importlib.import_module("pynvml")
+        except ImportError:
+            return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return None
+    try:
+        handle = nvml.nvmlDeviceGetHandleByUUID(uuid) if uuid else nvml.nvmlDeviceGetHandleByIndex(index)
+        pids = {int(p.pid) for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle)}
+    except nvml.NVMLError:
+        return None
+    finally:
+        with contextlib.suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()
+    if not pids:
+        return None
+    return len(pids - {os.getpid()}) if os.getpid() in pids else len(pids) - 1

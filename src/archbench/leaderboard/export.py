@@ -26,6 +26,7 @@ PROVENANCE_IDENTITY = (
     "trial",
     "task",
     "budget",
+    "rung",
     "seed",
     "status",
     "error",

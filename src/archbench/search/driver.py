@@ -10,6 +10,9 @@ are told from their leaderboard row if it landed, and run again once otherwise.
 
 Cache: an architecture already measured (status ok) for the same task, budget and hardware is not
 trained again; its row is reused for the new trial, marked ``cached``.
+
+Multi-fidelity (``fidelity=FidelityConfig("halving")``): the successive-halving funnel of
+:mod:`archbench.search.fidelity`; each rung a trial reaches is one row with its budget and ``rung``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from archbench.errors import ConfigError
 from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective
 from archbench.search.executor import RayConfig, make_executor
+from archbench.search.fidelity import FidelityConfig, Funnel, promoted_row
 from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion, atomic_write_bytes
-from archbench.search.study import check_or_create, driver_lock
+from archbench.search.study import check_or_create, driver_lock, space_hash
 from archbench.search.trial_evaluators import failed_result
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
@@ -52,7 +56,7 @@ class SearchConfig:
     n_trials: int = 16
     concurrency: int | None = None  # None: every slot the cluster has
     seed: int = 0
-    study: str | None = None  # None: derived from task, space, strategy and seed
+    study: str | None = None  # None: derived from task, space, strategy, fidelity and seed
     leaderboard: str = "runs/leaderboard"
     studies_root: str | None = None  # None: "studies" beside the leaderboard directory
     ray: RayConfig = field(default_factory=RayConfig)
@@ -65,6 +69,8 @@ class SearchConfig:
     seed_archs: tuple[Architecture, ...] = ()  # evaluated first, before anything the strategy proposes
     warm_start: bool = False  # teach the strategy every matching leaderboard row before the first ask
     allow_changes: bool = False  # resume even if the study's settings changed (the change is recorded)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)  # single, or the halving funnel
+    timeout_s: float | None = None  # start nothing new after this long (running trials finish); None: no limit
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -78,6 +84,12 @@ class SearchConfig:
         if self.evaluator == "train":
             check_objectives(self.objectives, None)
             check_objectives(tuple(Objective(c.metric) for c in self.constraints), None, what="constraint")
+        if self.timeout_s is not None and (
+            isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float) or self.timeout_s <= 0
+        ):
+            raise ConfigError(f"timeout={self.timeout_s!r}: must be a positive number of seconds (or null)")
+        if self.fidelity.halving:
+            self.fidelity.budgets(self.budget)  # a budget the rungs can scale, and rungs that stay distinct
         for arch in self.seed_archs:
             if not self.space.contains(arch):
                 raise ConfigError(
@@ -91,7 +103,8 @@ class SearchConfig:
 
     @property
     def study_name(self) -> str:
-        return self.study or f"{self.task_label}-{self.space.name}-{self.strategy}-s{self.seed}"
+        funnel = "-halving" if self.fidelity.halving else ""
+        return self.study or f"{self.task_label}-{self.space.name}-{self.strategy}{funnel}-s{self.seed}"
 
     @property
     def study_dir(self) -> Path:
@@ -100,8 +113,11 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """What defines the study (see :mod:`archbench.search.study`)."""
+        fields = self.space.to_dict()["fields"]
         return {
-            "space": self.space.to_dict()["fields"],
+            "space": fields,
+            "space_hash": space_hash(fields),
+            "fidelity": self.fidelity.identity(),
             "task": self.task,
             "budget": self.budget,
             "objectives": [str(o) for o in self.objectives],
@@ -129,6 +145,7 @@ class SearchOutcome:
     hypervolume: float
     plot: Path | None
     wall_s: float
+    rungs: tuple[tuple[str, int], ...] = ()  # a funnel's (budget, rows) per rung; the front is the last's
 
 
 def make_evaluator(config: SearchConfig) -> Any:
@@ -156,11 +173,14 @@ CACHE_KEYS = ("device_name", "torch_threads", "archbench_version")  # what must 
 
 
 class _Cache:
-    """ok rows by arch_id for this task and budget, measured on the same device (same ``CACHE_KEYS``:
-    a CPU latency taken with another thread count, or by another archbench version, is not reused)."""
+    """ok rows by (arch_id, budget) for this task and these budgets, measured on the same device (same
+    ``CACHE_KEYS``: a CPU latency taken with another thread count, or by another archbench version, is not
+    reused). Keyed on the budget, so the rungs of a funnel never stand in for one another."""
 
-    def __init__(self, lb: Leaderboard, task: str, budget: str, hardware: dict[str, Any], enabled: bool) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
+    def __init__(
+        self, lb: Leaderboard, task: str, budgets: Sequence[str], hardware: dict[str, Any], enabled: bool
+    ) -> None:
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.identity = {k: hardware[k] for k in CACHE_KEYS if hardware.get(k) is not None}
         self.enabled = enabled and "device_name" in self.identity
         if not self.enabled or not lb.exists():
@@ -168,18 +188,18 @@ class _Cache:
         df = lb.query(task=task, status="ok").collect()
         if not df.height or "budget" not in df.columns or not set(self.identity) <= set(df.columns):
             return
-        df = df.filter(pl.col("budget") == budget)
+        df = df.filter(pl.col("budget").is_in(list(budgets)))
         for key, value in self.identity.items():
             df = df.filter(pl.col(key) == value)
         for row in df.sort("created_at").to_dicts():
-            self.rows[row["arch_id"]] = row
+            self.rows[(row["arch_id"], row["budget"])] = row
 
-    def get(self, arch: Architecture) -> dict[str, Any] | None:
-        return self.rows.get(arch.arch_id) if self.enabled else None
+    def get(self, arch: Architecture, budget: str) -> dict[str, Any] | None:
+        return self.rows.get((arch.arch_id, budget)) if self.enabled else None
 
     def add(self, row: dict[str, Any]) -> None:
         if self.enabled and row.get("status") == "ok" and all(row.get(k) == v for k, v in self.identity.items()):
-            self.rows[row["arch_id"]] = row
+            self.rows[(row["arch_id"], row["budget"])] = row
 
 
 def _seed_once(
@@ -199,8 +219,8 @@ def _seed_once(
         strategy.enqueue(arch)
     warmed: list[str] = []
     if config.warm_start:
-        prior = _Cache(lb, evaluator.task, evaluator.budget, hardware, enabled=True)
-        for arch_id, row in sorted(prior.rows.items()):
+        prior = _Cache(lb, evaluator.task, [evaluator.budget], hardware, enabled=True)
+        for (arch_id, _), row in sorted(prior.rows.items()):
             values = _row_values(row, config.objectives)
             if values is None:
                 continue
@@ -266,8 +286,27 @@ def check_objectives(objectives: Sequence[Objective], device_kind: str | None, w
             )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One evaluation to run: trial ``suggestion`` at ``rung`` (None: single fidelity)."""
+
+    suggestion: Suggestion
+    rung: int | None = None
+
+
+def _rung_evaluators(config: SearchConfig, evaluator: Any) -> list[Any]:
+    """The evaluator of each rung (one for a single fidelity); rungs after the first only train."""
+    if not config.fidelity.halving:
+        return [evaluator]
+    if not hasattr(evaluator, "at_budget"):
+        raise ConfigError(f"evaluator {config.evaluator} cannot run search.fidelity=halving (it has no at_budget)")
+    budgets = config.fidelity.budgets(config.budget)
+    return [evaluator.at_budget(b, measure=(r == 0)) for r, b in enumerate(budgets)]
+
+
 def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, started: float) -> SearchOutcome:
-    evaluator = make_evaluator(config)
+    evaluators = _rung_evaluators(config, make_evaluator(config))
+    evaluator = evaluators[0]
     hardware = executor.run_once(evaluator.probe_hardware) if hasattr(evaluator, "probe_hardware") else {}
     if config.evaluator == "train":
         check_objectives(config.objectives, hardware.get("device_kind"))
@@ -283,64 +322,121 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         space, config.objectives, config.seed, config.study_dir, study=study, **config.strategy_options
     )
     use_cache = config.cache and evaluator.cacheable
-    cache = _Cache(lb, evaluator.task, evaluator.budget, hardware, use_cache)
+    cache = _Cache(lb, evaluator.task, [e.budget for e in evaluators], hardware, use_cache)
     _seed_once(config, strategy, space, lb, hardware, evaluator)
     concurrency = config.concurrency or executor.slots()
+    funnel = Funnel(config.fidelity, config.objectives, config.study_dir) if config.fidelity.halving else None
+    top = config.fidelity.top
 
-    done_rows = _study_rows(lb, study)
-    values = {
-        n: v
-        for n, r in done_rows.items()
-        if r.get("feasible") is not False and (v := _row_values(r, config.objectives)) is not None
-    }
-    in_flight: dict[Any, Suggestion] = {}
-    to_run: list[Suggestion] = []
+    by_rung = _rows_by_rung(lb, study, funnel is not None)
+    told_values: dict[int, tuple[float, ...]] = {}  # what the strategy learns from (rung 0)
+    front_values: dict[int, tuple[float, ...]] = {}  # what the front is made of (the top rung)
+    for rung, rows in sorted(by_rung.items()):
+        for n, r in rows.items():
+            vals = _row_values(r, config.objectives) if r.get("feasible") is not False else None
+            if vals is not None and rung == 0:
+                told_values[n] = vals
+            if vals is not None and rung == top:
+                front_values[n] = vals
+            if funnel is not None and rung <= top:
+                funnel.record(rung, n, r, vals)
+    done_rows = by_rung.get(0, {})
+    in_flight: dict[Any, _Job] = {}
+    to_run: list[_Job] = []
+    first = 0 if funnel is not None else None
 
     def finish(s: Suggestion, row: dict[str, Any]) -> None:
         vals = _row_values(row, config.objectives)
         status = row.get("status", "failed")
         violation = float(row.get("violation") or 0.0)
         if vals is not None and row.get("feasible") is not False:
-            values[s.number] = vals
+            told_values[s.number] = vals
         if status == "infeasible" or (row.get("feasible") is False and vals is not None):
             # Told as a completed trial that breaks a constraint, so the strategy learns where not to go.
-            vals = _penalised(row, config.objectives, list(values.values()))
+            vals = _penalised(row, config.objectives, list(told_values.values()))
         strategy.tell(Feedback(s, vals, status=status, violation=violation))
+
+    def landed(job: _Job, row: dict[str, Any]) -> None:
+        """A durable row of ``job``: tell the strategy (rung 0), feed the funnel and the front."""
+        rung = job.rung or 0
+        vals = _row_values(row, config.objectives) if row.get("feasible") is not False else None
+        if rung == 0:
+            finish(job.suggestion, row)
+        if funnel is not None:
+            funnel.record(rung, job.suggestion.number, row, vals)
+        if rung == top and vals is not None:
+            front_values[job.suggestion.number] = vals
 
     # Resume: what was in flight when the last driver died.
     for s in strategy.pending():
         if s.number in done_rows:
             finish(s, done_rows[s.number])
         else:
-            to_run.append(s)
+            to_run.append(_Job(s, first))
+    if funnel is not None:
+        for trial, rung in funnel.unfinished():
+            to_run.append(_Job(Suggestion(trial, _arch_of(funnel.rows[trial])), rung))
+
+    def candidates_in_flight() -> int:
+        return sum((j.rung or 0) == 0 for j in in_flight.values())
+
+    def next_job() -> _Job | None:
+        if to_run and (to_run[0].rung or 0) > 0:
+            return to_run.pop(0)  # a promotion in flight at the crash: its quota was already granted
+        if funnel is not None and (promotion := funnel.next_promotion()) is not None:
+            trial, rung = promotion
+            funnel.launch(trial, rung)
+            return _Job(Suggestion(trial, _arch_of(funnel.rows[trial])), rung)
+        if strategy.told() + candidates_in_flight() >= config.n_trials:
+            return None
+        if to_run:
+            return to_run.pop(0)
+        s = strategy.ask()
+        return None if s is None else _Job(s, first)
+
+    def row_of(job: _Job, row: dict[str, Any]) -> dict[str, Any]:
+        """The leaderboard row of a finished job: its rung, the measurement of rung 0 for a promoted
+        rung, and the study's constraints judged."""
+        if job.rung is not None:
+            row = {**row, "rung": job.rung}
+            if job.rung > 0 and funnel is not None and not row.get("cached"):
+                row = promoted_row(row, funnel.rows[job.suggestion.number])
+        return _judged(row, config.constraints)
 
     with SearchProgress(study, config.n_trials, enabled=config.progress) as progress:
 
         def refresh() -> None:
-            pts = np.array(list(values.values()), dtype=float).reshape(-1, len(config.objectives))
+            pts = np.array(list(front_values.values()), dtype=float).reshape(-1, len(config.objectives))
             hv = front_hypervolume(pts, config.objectives) if len(pts) else 0.0
             front = int(front_of(pts, config.objectives).sum()) if len(pts) else 0
             told = strategy.told()
-            progress.update(told, told - len(values), len(in_flight), front, hv)
+            progress.update(told, told - len(told_values), len(in_flight), front, hv)
 
         refresh()
         stalled = 0
-        while strategy.told() < config.n_trials:
-            while len(in_flight) < concurrency and strategy.told() + len(in_flight) < config.n_trials:
-                s = to_run.pop(0) if to_run else strategy.ask()
-                if s is None:
+        deadline = started + config.timeout_s if config.timeout_s else None
+        while True:
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            progressed = False
+            while not timed_out and len(in_flight) < concurrency:
+                job = next_job()
+                if job is None:
                     break
-                hit = cache.get(s.arch)
+                progressed = True
+                rung_eval = evaluators[job.rung or 0]
+                hit = cache.get(job.suggestion.arch, rung_eval.budget)
                 if hit is not None:
-                    fresh = {**_reuse(hit, study, s.number), "feasible": None, "violation": None}
-                    row = _judged(fresh, config.constraints)
+                    fresh = {**_reuse(hit, study, job.suggestion.number), "feasible": None, "violation": None}
+                    row = row_of(job, fresh)
                     lb.append([row])
-                    finish(s, row)
+                    landed(job, row)
                     refresh()
                     continue
-                in_flight[executor.submit(evaluator, s, study)] = s
+                in_flight[executor.submit(rung_eval, job.suggestion, study)] = job
             if not in_flight:
-                stalled += 1
+                if timed_out or strategy.told() >= config.n_trials:
+                    break  # (the fill loop above found no job: no candidate left to ask, no promotion)
+                stalled = 0 if progressed else stalled + 1
                 if stalled > 3:
                     raise ConfigError(f"strategy {config.strategy} proposes nothing while no trial is running")
                 continue
@@ -348,27 +444,48 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
             finished = []
             ready = executor.wait(list(in_flight), timeout=1.0)
             for ref, got in zip(ready, executor.get_many(ready), strict=True):
-                s = in_flight.pop(ref)
-                result = got if isinstance(got, TrialResult) else _lost(config, evaluator, s, study, got)
-                finished.append((s, _judged(result.to_row(), config.constraints)))
+                job = in_flight.pop(ref)
+                rung_eval = evaluators[job.rung or 0]
+                result = got if isinstance(got, TrialResult) else _lost(config, rung_eval, job.suggestion, study, got)
+                finished.append((job, row_of(job, result.to_row())))
             if finished:
                 lb.append([row for _, row in finished])  # durable before the strategy hears of it
-                for s, row in finished:
+                for job, row in finished:
                     cache.add(row)
-                    finish(s, row)
+                    landed(job, row)
             refresh()
 
     strategy.close()
-    return _outcome(config, study, lb, values, started)
+    return _outcome(config, study, lb, front_values, started)
+
+
+def _arch_of(row: dict[str, Any]) -> Architecture:
+    return Architecture.from_dict({k: row[k] for k in Architecture.field_names()})
 
 
 def _study_rows(lb: Leaderboard, study: str) -> dict[int, dict[str, Any]]:
+    """The study's rows by trial (the last row of each trial wins: in a funnel, use :func:`_rows_by_rung`)."""
     if not lb.exists():
         return {}
     df = lb.query(study=study, status=None).collect()
     if not df.height:
         return {}
     return {int(r["trial"]): r for r in df.sort("created_at").to_dicts() if r.get("trial") is not None}
+
+
+def _rows_by_rung(lb: Leaderboard, study: str, funnel: bool) -> dict[int, dict[int, dict[str, Any]]]:
+    """The study's rows as ``{rung: {trial: row}}``. A single-fidelity study's rows (rung null) are rung 0;
+    in a funnel a null rung (a row from before the study became one) counts as rung 0 too."""
+    if not lb.exists():
+        return {}
+    df = lb.query(study=study, status=None).collect()
+    out: dict[int, dict[int, dict[str, Any]]] = {}
+    for r in df.sort("created_at").to_dicts() if df.height else []:
+        if r.get("trial") is None:
+            continue
+        rung = int(r.get("rung") or 0) if funnel else 0
+        out.setdefault(rung, {})[int(r["trial"])] = r
+    return out
 
 
 def _judged(row: dict[str, Any], constraints: Sequence[Constraint]) -> dict[str, Any]:
@@ -420,26 +537,30 @@ def _outcome(
     values: dict[int, tuple[float, ...]],
     started: float,
 ) -> SearchOutcome:
-    rows = _study_rows(lb, study)
+    """Counts over the study's candidates (rung 0); the front and hypervolume of ``values`` (the top rung)."""
+    funnel = config.fidelity.halving
+    by_rung = _rows_by_rung(lb, study, funnel)
+    rows, top_rows = by_rung.get(0, {}), by_rung.get(config.fidelity.top, {})
     numbers = sorted(values)
     pts = np.array([values[n] for n in numbers], dtype=float).reshape(-1, len(config.objectives))
     mask = front_of(pts, config.objectives) if len(pts) else np.zeros(0, dtype=bool)
     front = []
     for n, on in zip(numbers, mask, strict=True):
-        if on and n in rows:
-            row = rows[n]
-            arch = Architecture.from_dict({k: row[k] for k in Architecture.field_names()})
-            front.append({"trial": n, "arch_id": row["arch_id"], "describe": arch.describe(),
+        if on and n in top_rows:
+            row = top_rows[n]
+            front.append({"trial": n, "arch_id": row["arch_id"], "describe": _arch_of(row).describe(),
                           **{o.name: row[o.name] for o in config.objectives}})  # fmt: skip
     key = config.objectives[0].name
     front.sort(key=lambda r: r[key], reverse=config.objectives[0].maximise)
     plot = None
     if config.plot and len(config.objectives) >= 2 and values:
+        where = f"rung>={config.fidelity.top}" if funnel else None
         try:
-            plot = lb.plot(config.study_dir / "front.png", list(config.objectives), study=study)
+            plot = lb.plot(config.study_dir / "front.png", list(config.objectives), study=study, where=where)
         except Exception:  # a plot is a convenience; the search's results are already safe
             plot = None
     ok = sum(r["status"] == "ok" for r in rows.values())
+    budgets = config.fidelity.budgets(config.budget) if funnel else ()
     return SearchOutcome(
         study=study,
         study_dir=config.study_dir,
@@ -452,6 +573,7 @@ def _outcome(
         hypervolume=front_hypervolume(pts, config.objectives) if len(pts) else 0.0,
         plot=plot,
         wall_s=time.monotonic() - started,
+        rungs=tuple((b, len(by_rung.get(r, {}))) for r, b in enumerate(budgets)),
     )
 
 
@@ -460,11 +582,14 @@ def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> No
     from rich.console import Console
 
     console = Console()
-    console.print(front_table(outcome.front, objectives, f"front of study {outcome.study}"))
+    title = f"front of study {outcome.study}" + (f" (top rung, {outcome.rungs[-1][0]})" if outcome.rungs else "")
+    console.print(front_table(outcome.front, objectives, title))
     console.print(
         f"{outcome.trials} trials ({outcome.ok} ok, {outcome.failed} failed, {outcome.cached} cached) "
         f"in {outcome.wall_s:.0f} s; hypervolume {outcome.hypervolume:.4g}"
     )
+    if outcome.rungs:
+        console.print("funnel: " + ", ".join(f"rung {r} ({b}) {n} rows" for r, (b, n) in enumerate(outcome.rungs)))
     console.print(f"leaderboard: {outcome.leaderboard}   study state: {outcome.study_dir}")
     if outcome.plot:
         console.print(f"front plot: {outcome.plot}")

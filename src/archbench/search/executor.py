@@ -1,7 +1,10 @@
 """Ray as the executor: start or join a cluster, submit one trial per task, collect what finished.
 
 Each trial is one Ray task holding one GPU where the cluster has GPUs (so no two measurements share a
-device) and ``cpus_per_trial`` CPUs otherwise. Ray retries a task whose worker process or node died
+device) and ``cpus_per_trial`` CPUs otherwise. A task that only trains (its evaluator's ``measure`` is
+false: the promoted rungs of a multi-fidelity funnel, or ``evaluator_options.measure=false``) holds
+``train_gpu_fraction`` of a GPU instead, so training may share a GPU when the user says so; a task that
+measures always holds a whole one. Ray retries a task whose worker process or node died
 (``max_retries``); an evaluation that fails by itself returns a failed TrialResult and is never retried.
 The ``inline`` executor runs trials in the driver process, one at a time (for lookup benchmarks and
 debugging).
@@ -33,6 +36,12 @@ class RayConfig:
     max_retries: int = 2  # retries of a trial whose worker or node died
     executor: str = "ray"  # "ray" or "inline"
     accelerator_type: str | None = None  # e.g. "H100": trials run only on nodes with that GPU type
+    train_gpu_fraction: float = 1.0  # GPUs a training-only task holds (measuring tasks always hold 1)
+
+    def __post_init__(self) -> None:
+        f = self.train_gpu_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
+            raise ConfigError(f"ray.train_gpu_fraction={f!r}: must be a number in (0, 1] (1: a whole GPU)")
 
 
 def _call(fn: Callable[[], Any]) -> Any:
@@ -113,18 +122,20 @@ class RayExecutor:
             return self.gpus
         return max(1, self.cpus // max(1, self.config.cpus_per_trial))
 
-    def options(self) -> dict[str, Any]:
+    def options(self, measures: bool = True) -> dict[str, Any]:
+        """Ray task options: a whole GPU for a task that measures, ``train_gpu_fraction`` for one that only trains."""
         opts: dict[str, Any] = {"max_retries": self.config.max_retries, "retry_exceptions": False}
         if self.config.accelerator_type:
             opts["accelerator_type"] = self.config.accelerator_type
         if self.gpus:
-            opts.update(num_gpus=1, num_cpus=self.config.cpus_per_trial)
+            opts.update(num_gpus=1 if measures else self.config.train_gpu_fraction, num_cpus=self.config.cpus_per_trial)
         else:
             opts.update(num_cpus=self.config.cpus_per_trial)
         return opts
 
     def submit(self, evaluator: TrialFn, suggestion: Suggestion, study: str) -> Any:
-        return self._remote.options(**self.options()).remote(evaluator, suggestion, study)
+        measures = bool(getattr(evaluator, "measure", True))
+        return self._remote.options(**self.options(measures)).remote(evaluator, suggestion, study)
 
     def run_once(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on a worker with the resources a trial gets (to read the trials' hardware)."""

@@ -1,18 +1,20 @@
 """A study's directory next to the leaderboard, and the settings it refuses to change silently.
 
-``<studies_root>/<study>/study.json`` records what defines the study (space, task, budget, objectives,
-strategy and its options, seed, evaluator). Re-running with the same settings resumes it; running the
-same study name with different settings is refused with the differences named, because mixing them
-would make the front meaningless. ``n_trials`` and ``concurrency`` may change between runs.
+``<studies_root>/<study>/study.json`` records what defines the study (space and a hash of its contents,
+fidelity, task, budget, objectives, constraints, strategy and its options, seed, evaluator). Re-running
+with the same settings resumes it; running the same study name with different settings is refused with
+the differences named, because mixing them would make the front meaningless. ``n_trials``,
+``concurrency`` and ``timeout`` may change between runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,29 @@ from archbench.errors import ConfigError
 from archbench.search.strategy import atomic_write_bytes
 
 
+def space_hash(fields: Mapping[str, Any]) -> str:
+    """A short content hash of a space's fields (``sha256:`` + 16 hex digits), the same before and after
+    a JSON round trip."""
+    canonical = json.dumps(json.loads(json.dumps(fields, default=str)), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+    """A ``study.json`` written before ``space_hash`` and ``fidelity`` were recorded, with the values it
+    implied (such a study ran at a single fidelity), so that resuming it is not refused."""
+    out = dict(saved)
+    out.setdefault("fidelity", {"mode": "single"})
+    if "space_hash" not in out and isinstance(out.get("space"), dict):
+        out["space_hash"] = space_hash(out["space"])
+    return out
+
+
 def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow_changes: bool = False) -> bool:
     """Write ``study.json`` for a new study, or check it; True when resuming an existing study.
 
     With ``allow_changes`` a changed setting is accepted: the new settings replace the old ones and
-    the change (what, when) is appended to ``changes`` in ``study.json``.
+    the change (what, when) is appended to ``changes`` in ``study.json``. A file of an older archbench
+    is read through :func:`upgrade` (and rewritten with the keys it lacked).
     """
     study_dir.mkdir(parents=True, exist_ok=True)
     path = study_dir / "study.json"
@@ -38,6 +58,8 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"study {study}: cannot read {path} ({type(exc).__name__})") from None
     changes = saved.pop("changes", [])
+    legacy = saved
+    saved = upgrade(saved)
     diffs = []
     for key in sorted(set(saved) | set(canonical)):
         if saved.get(key) != canonical.get(key):
@@ -50,7 +72,8 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
         )
     if diffs:
         changes.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "changed": diffs})
-        record = {**canonical, "changes": changes}
+    if diffs or saved != legacy:
+        record = {**canonical, **({"changes": changes} if changes else {})}
         atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
     return True
 

@@ -5,10 +5,14 @@
   strategies can be compared in seconds on numbers that were measured once.
 * ``sleep``: sleeps a fixed time and returns the architecture's parameter count and depth as
   objectives; it exists to measure the driver's own overhead (benchmarks/driver_scaling.py).
+
+``at_budget(budget, measure)`` gives the evaluator for one rung of a multi-fidelity funnel
+(:mod:`archbench.search.fidelity`); an evaluator without it cannot run one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -40,10 +44,26 @@ def failed_result(
     )
 
 
+def flag_shared_gpu(result: TrialResult, nvml: Any = None) -> TrialResult:
+    """``result`` with ``gpu_other_processes`` in its hardware columns (see :class:`TrainEvaluator`)."""
+    from archbench.latency.nvml import other_compute_processes
+
+    try:
+        others = other_compute_processes(result.hardware.get("gpu_uuid"), nvml=nvml)
+    except Exception:  # a flag is best effort: never lose the trial over it
+        others = None
+    return dataclasses.replace(result, hardware={**result.hardware, "gpu_other_processes": others})
+
+
 @TRIAL_EVALUATORS.register("train")
 @dataclass(frozen=True)
 class TrainEvaluator:
-    """Train for ``budget`` on ``task`` and measure on this worker's device (its GPU if Ray gave one)."""
+    """Train for ``budget`` on ``task`` and measure on this worker's device (its GPU if Ray gave one).
+
+    On a GPU the row's ``gpu_other_processes`` counts the compute processes other than this worker that
+    NVML sees on that GPU right after the trial (measurement is the last thing ``evaluate`` does): more
+    than 0 flags a measurement that shared its device with someone else; null where NVML cannot tell.
+    """
 
     task: str = "charlm"
     budget: str = "steps=200"
@@ -60,10 +80,20 @@ class TrainEvaluator:
 
         torch.set_num_threads(max(1, self.threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return evaluate(
+        result = evaluate(
             arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
             measure=self.measure, constraints=self.constraints,
         )  # fmt: skip
+        if device == "cuda" and self.measure:
+            result = flag_shared_gpu(result)
+        return result
+
+    def at_budget(self, budget: str, measure: bool) -> TrainEvaluator:
+        """This evaluator at another budget. Without ``measure`` it only trains, and leaves the cost
+        constraints to the rung that measured (their metrics do not depend on the weights)."""
+        return dataclasses.replace(
+            self, budget=budget, measure=self.measure and measure, constraints=self.constraints if measure else ()
+        )
 
     def probe_hardware(self) -> dict[str, Any]:
         """The fingerprint a trial's rows will carry (same device, same thread count)."""
@@ -113,6 +143,10 @@ class LookupEvaluator:
             metrics=metrics, null_reasons=reasons, hardware=hardware, cached=True, reason="lookup",
         )  # fmt: skip
 
+    def at_budget(self, budget: str, measure: bool) -> LookupEvaluator:
+        """The table's rows of ``budget`` (every row carries its own measurement)."""
+        return LookupEvaluator.load(self.table, self.task, budget, seed=self.seed, hardware=self.hardware)
+
     def probe_hardware(self) -> dict[str, Any]:
         return {"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"}
 
@@ -120,20 +154,34 @@ class LookupEvaluator:
 @TRIAL_EVALUATORS.register("sleep")
 @dataclass(frozen=True)
 class SleepEvaluator:
-    """Sleep ``seconds``, then report the parameter count (from the shape, no torch) and depth."""
+    """Sleep ``seconds``, then report the parameter count (from the shape, no torch) and depth.
+
+    In a funnel (``rung_budget`` set, e.g. ``steps=600``) the loss falls with the budget's amount,
+    ``1 / (1 + depth * width) + 1 / amount``, so rungs differ while the ranking of shapes stays.
+    """
 
     seconds: float = 0.5
     seed: int = 0
+    rung_budget: str | None = None  # set by at_budget: the rung's budget string
     task = "sleep"  # not a field: sleep rows must never pass for a real task's
-    budget = "none"
     cacheable = False
+
+    @property
+    def budget(self) -> str:
+        return self.rung_budget or "none"
+
+    def at_budget(self, budget: str, measure: bool) -> SleepEvaluator:
+        return dataclasses.replace(self, rung_budget=budget)
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
         started = utc_now()
         time.sleep(self.seconds)
         w, layers = arch.width, arch.unique_layers
         params = layers * (4 * w * w + (3 if arch.ffn_act == "swiglu" else 2) * w * arch.ffn_hidden)
-        metrics = {"params": params, "val_loss": 1.0 / (1 + arch.depth * w), "latency_ms": float(arch.depth)}
+        loss = 1.0 / (1 + arch.depth * w)
+        if self.rung_budget:
+            loss += 1.0 / float(self.rung_budget.partition("=")[2])
+        metrics = {"params": params, "val_loss": loss, "latency_ms": float(arch.depth)}
         return TrialResult(
             arch=arch, task=self.task, status="ok", study=study, trial=trial, budget=self.budget, seed=self.seed,
             metrics=metrics, hardware={"device_name": "sleep", "device_kind": "sleep"}, started_at=started,

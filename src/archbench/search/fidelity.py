@@ -1,0 +1,212 @@
+"""Multi-fidelity search: an asynchronous successive-halving funnel over training budgets (MO-ASHA).
+
+``search.fidelity=halving`` with ``search.rungs=[1,3,9]`` and ``search.eta=3``: every candidate the
+strategy proposes is measured and trained at rung 0 (``budget`` x ``rungs[0]``). A trial that finished
+rung ``r`` is promoted to rung ``r + 1`` (``budget`` x ``rungs[r + 1]``) as soon as it is among the top
+``floor(n_r / eta)`` of the ``n_r`` trials that finished rung ``r`` -- ASHA's asynchronous rule (Li et al.,
+MLSys 2020), so a free worker never waits for a rung to fill -- ranked as in MO-ASHA (Schmucker et al.,
+2021): non-dominated rank first, larger crowding distance within a rank next, then the trial number.
+Before asking the strategy for a new candidate the driver looks for a promotion, highest rung first.
+
+What the funnel decides (and why):
+
+* A promoted trial is trained again from scratch at the longer budget: the learning-rate schedule spans
+  the whole budget, so continuing a short run is not the same model as a long run. A candidate that
+  reaches rung 2 of ``[1, 3, 9]`` costs 1 + 3 + 9 = 13 base budgets of training.
+* Promoted rungs do not measure again: cost does not depend on the weights, so a promoted row carries
+  the rung-0 row's cost metrics and hardware fingerprint (training-only tasks are also the ones that may
+  share a GPU, ``ray.train_gpu_fraction``).
+* Which trials take part in rung ``r``'s ranking: every row of rung ``r`` except ``infeasible`` ones (never
+  trained); failed trials count in ``n_r`` but are never promoted, nor are ok rows that break a
+  constraint.
+* The strategy is told each candidate's rung-0 values, once, so it learns from one fidelity;
+  ``n_trials`` counts candidates. The front and hypervolume of the outcome come from the top rung.
+* Resume: leaderboard rows are the truth. A promotion is appended to ``promotions.jsonl`` (fsynced) in
+  the study's directory before it is submitted; one without its row when the driver restarts is run again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archbench.errors import ConfigError
+from archbench.leaderboard.hypervolume import to_minimisation
+from archbench.leaderboard.objectives import Objective
+from archbench.leaderboard.pareto import pareto_ranks
+from archbench.leaderboard.schema import IDENTITY, TIMES, arch_fields
+
+FIDELITIES = ("single", "halving")
+NEVER_TRAINED = ("infeasible",)  # statuses that take no part in a rung's ranking
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """``mode`` single (every trial at ``budget``) or halving (the funnel over ``rungs``, promoting 1/``eta``)."""
+
+    mode: str = "single"
+    rungs: tuple[float, ...] = (1, 3, 9)
+    eta: int = 3
+
+    def __post_init__(self) -> None:
+        if self.mode not in FIDELITIES:
+            raise ConfigError(f"search.fidelity={self.mode!r}: must be one of {', '.join(FIDELITIES)}")
+        rungs = self.rungs
+        if isinstance(rungs, str | bytes) or not isinstance(rungs, Sequence):
+            raise ConfigError(f"search.rungs={rungs!r}: give a list of budget multipliers, e.g. [1,3,9]")
+        good = all(not isinstance(m, bool) and isinstance(m, int | float) and m > 0 for m in rungs)
+        if not good or len(rungs) < 2 or any(b <= a for a, b in itertools.pairwise(rungs)):
+            raise ConfigError(
+                f"search.rungs={list(rungs)!r}: give at least two increasing positive budget multipliers, e.g. [1,3,9]"
+            )
+        object.__setattr__(self, "rungs", tuple(int(m) if float(m).is_integer() else float(m) for m in rungs))
+        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
+            raise ConfigError(f"search.eta={self.eta!r}: must be an integer of at least 2")
+
+    @property
+    def halving(self) -> bool:
+        return self.mode == "halving"
+
+    @property
+    def top(self) -> int:
+        """Index of the last rung (0 for a single fidelity)."""
+        return len(self.rungs) - 1 if self.halving else 0
+
+    def budgets(self, base: str) -> tuple[str, ...]:
+        """Each rung's budget string: ``base`` scaled by its multiplier (``steps=30`` -> 30, 90, 270)."""
+        from archbench.evaluators.budget import Budget
+
+        b = Budget.parse(base)
+        out = tuple(str(b.scaled(m)) for m in self.rungs)
+        if len(set(out)) < len(out):
+            raise ConfigError(f"search.rungs={list(self.rungs)} on budget={base}: two rungs round to one budget {out}")
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What study.json records (a change is refused like any other setting)."""
+        if not self.halving:
+            return {"mode": "single"}
+        return {"mode": "halving", "rungs": list(self.rungs), "eta": self.eta}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One trial's result at one rung, as the ranking sees it."""
+
+    trial: int
+    values: tuple[float, ...] | None  # None: failed (or a missing objective)
+    feasible: bool = True  # False: an ok row that breaks a constraint
+
+
+def rank_order(completions: Sequence[Completion], objectives: Sequence[Objective]) -> list[int]:
+    """Trial numbers of the promotable completions, best first: non-dominated rank (moocore), then larger
+    crowding distance (pymoo's, within the rank; a front's extremes are infinite), then trial number.
+    Failed and infeasible completions are left out: they are never promoted."""
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+
+    good = [c for c in completions if c.values is not None and c.feasible]
+    if not good:
+        return []
+    pts = np.array([c.values for c in good], dtype=float).reshape(len(good), len(objectives))
+    ranks = pareto_ranks(pts, [o.maximise for o in objectives])
+    pts_min = to_minimisation(pts, objectives)
+    crowd = np.zeros(len(good))
+    for r in np.unique(ranks):
+        idx = np.flatnonzero(ranks == r)
+        crowd[idx] = calc_crowding_distance(pts_min[idx]) if len(idx) > 2 else np.inf
+    order = sorted(range(len(good)), key=lambda i: (int(ranks[i]), -float(crowd[i]), good[i].trial))
+    return [good[i].trial for i in order]
+
+
+def top_of_rung(completions: Sequence[Completion], objectives: Sequence[Objective], eta: int) -> list[int]:
+    """ASHA's quota: the best ``floor(n / eta)`` of a rung's ``n`` completions (failed ones count in ``n``)."""
+    return rank_order(completions, objectives)[: len(completions) // eta]
+
+
+class Funnel:
+    """The rungs' state: who finished which rung, who was promoted; the next promotion (ASHA's rule)."""
+
+    def __init__(self, fidelity: FidelityConfig, objectives: Sequence[Objective], study_dir: Path) -> None:
+        self.fidelity = fidelity
+        self.objectives = tuple(objectives)
+        self.eta = fidelity.eta
+        n = len(fidelity.rungs)
+        self.done: list[dict[int, Completion]] = [{} for _ in range(n)]
+        self.rows: dict[int, dict[str, Any]] = {}  # rung-0 row of each candidate (its arch and measurement)
+        self.launched: list[set[int]] = [set() for _ in range(n)]  # rung >= 1: promotions submitted
+        self._log = Path(study_dir) / "promotions.jsonl"
+        if self._log.exists():
+            for line in self._log.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.launched[int(rec["rung"])].add(int(rec["trial"]))
+                except (ValueError, KeyError, IndexError, TypeError):
+                    continue  # a line torn by a crash: its promotion is decided again
+
+    def record(self, rung: int, trial: int, row: Mapping[str, Any], values: tuple[float, ...] | None) -> None:
+        """A finished row of ``rung`` (``values``: its objectives, None when it failed)."""
+        if rung == 0:
+            self.rows[trial] = dict(row)
+        else:
+            self.launched[rung].add(trial)
+        if row.get("status") in NEVER_TRAINED:
+            return
+        self.done[rung][trial] = Completion(trial, values, feasible=row.get("feasible") is not False)
+
+    def next_promotion(self) -> tuple[int, int] | None:
+        """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies."""
+        for r in reversed(range(len(self.done) - 1)):
+            for trial in top_of_rung(list(self.done[r].values()), self.objectives, self.eta):
+                if trial not in self.launched[r + 1] and trial in self.rows:
+                    return trial, r + 1
+        return None
+
+    def launch(self, trial: int, rung: int) -> None:
+        """Record the promotion durably, before it is submitted."""
+        self.launched[rung].add(trial)
+        with open(self._log, "a") as fh:
+            fh.write(json.dumps({"trial": trial, "rung": rung}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def unfinished(self) -> list[tuple[int, int]]:
+        """Promotions logged whose row never landed (in flight when the last driver died), lowest rung first."""
+        return [
+            (t, r)
+            for r in range(1, len(self.launched))
+            for t in sorted(self.launched[r])
+            if t not in self.done[r] and t in self.rows
+        ]
+
+
+def promoted_row(trained: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """A promoted rung's row: this rung's training (identity, status, quality and training metrics, times)
+    over the candidate's rung-0 row, whose measurement (cost metrics, hardware fingerprint) it keeps."""
+    own = {*IDENTITY, *arch_fields(), *TIMES, "rung"}
+
+    def from_training(key: str) -> bool:
+        return key in own or key.startswith(("val_", "train_"))
+
+    row = {k: v for k, v in base.items() if not from_training(k)}
+    row.update({k: v for k, v in trained.items() if from_training(k)})
+    reasons = {k: v for k, v in _reasons(base).items() if not from_training(k)}
+    reasons.update({k: v for k, v in _reasons(trained).items() if from_training(k)})
+    row["null_reasons"] = json.dumps({k: v for k, v in reasons.items() if row.get(k) is None}, sort_keys=True)
+    row["feasible"] = row["violation"] = None  # judged again on the merged metrics
+    return row
+
+
+def _reasons(row: Mapping[str, Any]) -> dict[str, str]:
+    raw = row.get("null_reasons") or "{}"
+    try:
+        out = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except json.JSONDecodeError:
+        return {}
+    return out if isinstance(out, dict) else {}

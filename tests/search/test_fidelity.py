@@ -1,0 +1,289 @@
+"""The multi-fidelity funnel: the promotion rule, rung rows, resume mid-funnel, study identity, GPU sharing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from archbench import ConfigError, Leaderboard
+from archbench.leaderboard.objectives import Objective
+from archbench.search import RayConfig, run_search
+from archbench.search.fidelity import Completion, FidelityConfig, Funnel, promoted_row, rank_order, top_of_rung
+from archbench.search.progress import front_hypervolume
+from archbench.search.trial_evaluators import SleepEvaluator, TrainEvaluator
+from tests.search.test_driver import ARCHBENCH, rows, sleep_config
+from tests.search.test_driver import local_ray as local_ray  # the module's Ray instance (a fixture)
+
+OBJ = (Objective("val_loss"), Objective("latency_ms"))
+HALVING = FidelityConfig("halving", (1, 3, 9), 3)
+
+
+def test_only_the_top_third_by_nondominated_rank_is_promoted() -> None:
+    # Nine trials: rank 0 = {0, 1, 2, 3} (3 lies close between 0 and 1: its crowding distance is smallest),
+    # rank 1 = {4, 5}, rank 2 = {6}; 7 failed, 8 broke a constraint. floor(9 / 3) = 3 go on.
+    done = [
+        Completion(0, (1.0, 9.0)), Completion(1, (2.0, 5.0)), Completion(2, (9.0, 1.0)), Completion(3, (1.5, 7.0)),
+        Completion(4, (3.0, 8.0)), Completion(5, (9.5, 2.0)), Completion(6, (10.0, 10.0)), Completion(7, None),
+        Completion(8, (0.5, 0.5), feasible=False),
+    ]  # fmt: skip
+    assert rank_order(done, OBJ)[:4] == [0, 2, 1, 3]  # extremes (infinite crowding) first, then 1 before 3
+    assert top_of_rung(done, OBJ, eta=3) == [0, 2, 1]
+    assert set(rank_order(done, OBJ)) == set(range(7))  # failed and infeasible are never promoted
+    assert top_of_rung(done[:5], OBJ, eta=3) == [0]  # asynchronous: floor(5 / 3) = 1 of what finished so far
+    assert top_of_rung(done[:2], OBJ, eta=3) == []
+    maxed = (Objective("val_acc", "max"), Objective("latency_ms"))
+    flipped = [Completion(c.trial, None if c.values is None else (-c.values[0], c.values[1])) for c in done[:7]]
+    assert top_of_rung(flipped, maxed, eta=3) == [0, 2]  # the same ranking for a maximised objective
+
+
+def test_the_funnel_promotes_from_the_highest_rung_first_and_logs_it(tmp_path: Path) -> None:
+    funnel = Funnel(HALVING, OBJ, tmp_path)
+    for t in range(6):
+        funnel.record(0, t, {"status": "ok"}, (float(t), float(6 - t)) if t != 3 else (3.0, 3.0))
+    first = funnel.next_promotion()
+    assert first is not None and first[1] == 1
+    funnel.launch(*first)
+    second = funnel.next_promotion()
+    assert second is not None and second[1] == 1 and second[0] != first[0]
+    funnel.launch(*second)
+    assert funnel.next_promotion() is None  # floor(6 / 3) = 2, both launched
+    for t, vals in ((first[0], (0.1, 0.1)), (second[0], (0.2, 0.2))):
+        funnel.record(1, t, {"status": "ok"}, vals)
+    assert funnel.next_promotion() is None  # floor(2 / 3) = 0 at rung 1
+    for t in (6, 7, 8):
+        funnel.record(0, t, {"status": "ok"}, (0.01 * t, 0.01 * t))
+    third = funnel.next_promotion()
+    assert third is not None and third[1] == 1
+    funnel.launch(*third)
+    funnel.record(1, third[0], {"status": "ok"}, (0.05, 0.05))
+    assert funnel.next_promotion() == (third[0], 2)  # rung 1 now has 3 completions: its best goes to rung 2 first
+    funnel.launch(third[0], 2)
+    again = Funnel(HALVING, OBJ, tmp_path)  # a restarted driver reads the log
+    again.rows = dict(funnel.rows)
+    assert (third[0], 2) in again.unfinished() and (first[0], 1) in again.unfinished()
+
+
+def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
+    base = {"trial": 3, "rung": 0, "budget": "steps=10", "status": "ok", "val_loss": 3.0, "latency_ms": 1.5,
+            "params": 1000, "device_name": "cpu-x", "train_time_s": 1.0, "cached": True,
+            "null_reasons": json.dumps({"energy_mj": "no NVML"}), "energy_mj": None}  # fmt: skip
+    trained = {"trial": 3, "rung": 2, "budget": "steps=90", "status": "ok", "val_loss": 2.0, "latency_ms": None,
+               "params": None, "device_name": "cpu-x", "train_time_s": 9.0, "cached": False, "energy_mj": None,
+               "null_reasons": json.dumps({"latency_ms": "not measured: measure=False", "params": "x",
+                                           "energy_mj": "not measured: measure=False"})}  # fmt: skip
+    row = promoted_row(trained, base)
+    assert (row["budget"], row["rung"], row["val_loss"], row["train_time_s"]) == ("steps=90", 2, 2.0, 9.0)
+    assert (row["latency_ms"], row["params"], row["cached"]) == (1.5, 1000, False)
+    assert json.loads(row["null_reasons"]) == {"energy_mj": "no NVML"}
+    assert row["feasible"] is None  # judged again by the driver
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "halfing"}, "search.fidelity='halfing': must be one of single, halving"),
+        ({"mode": "halving", "rungs": (1,)}, "at least two increasing positive budget multipliers"),
+        ({"mode": "halving", "rungs": (1, 9, 3)}, "at least two increasing positive budget multipliers"),
+        ({"mode": "halving", "eta": 1}, "search.eta=1: must be an integer of at least 2"),
+    ],
+)
+def test_bad_fidelity_settings_are_one_line(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        FidelityConfig(**kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_rung_budgets_scale_the_base_budget() -> None:
+    assert HALVING.budgets("steps=30") == ("steps=30", "steps=90", "steps=270")
+    assert FidelityConfig("halving", (1, 2.5), 2).budgets("seconds=4") == ("seconds=4", "seconds=10")
+    with pytest.raises(ConfigError, match="two rungs round to one budget"):
+        FidelityConfig("halving", (1, 1.2), 2).budgets("steps=2")
+
+
+def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int) -> None:
+    budgets = {0: "steps=10", 1: "steps=30", 2: "steps=90"}
+    assert sorted(df.filter(pl.col("rung") == 0)["trial"].to_list()) == list(range(n_trials))
+    assert df.select("trial", "rung").is_duplicated().sum() == 0  # one row per trial and rung
+    for rung, budget in budgets.items():
+        assert (df.filter(pl.col("rung") == rung)["budget"] == budget).all()
+    for rung in (0, 1):
+        here = df.filter(pl.col("rung") == rung)
+        above = set(df.filter(pl.col("rung") == rung + 1)["trial"].to_list())
+        assert above <= set(here["trial"].to_list())  # nobody skips a rung
+        done = [Completion(r["trial"], (r["val_loss"], r["latency_ms"])) for r in here.to_dicts()]
+        assert set(top_of_rung(done, OBJ, eta)) <= above  # once the funnel is drained, every top trial went on
+
+
+def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) -> None:
+    config = sleep_config(tmp_path, n_trials=12, budget="steps=10", fidelity=HALVING, ray=RayConfig(),
+                          evaluator_options={"seconds": 0.02})  # fmt: skip
+    outcome = run_search(config)
+    df = rows(tmp_path / "lb")
+    _funnel_invariants(df, 12, 3)
+    assert df.filter(pl.col("rung") == 1).height >= 4 and df.filter(pl.col("rung") == 2).height >= 1
+    assert outcome.trials == 12 and [b for b, _ in outcome.rungs] == ["steps=10", "steps=30", "steps=90"]
+    top = df.filter(pl.col("rung") == 2)
+    assert {r["trial"] for r in outcome.front} <= set(top["trial"].to_list())  # the front is the top rung's
+    pts = top.select("val_loss", "latency_ms").to_numpy()
+    assert outcome.hypervolume == pytest.approx(front_hypervolume(pts, OBJ))
+    saved = json.loads((outcome.study_dir / "study.json").read_text())
+    assert saved["fidelity"] == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3}
+    assert saved["space_hash"].startswith("sha256:")
+
+
+def test_resume_mid_funnel_reruns_the_promotion_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver dies (an uncatchable interrupt) while submitting its second rung-1 promotion: that
+    promotion was logged but has no row. The rerun runs it (once), keeps every earlier row, and drains."""
+    real = SleepEvaluator.__call__
+    calls = {"rung1": 0}
+
+    def dying(self: SleepEvaluator, arch: object, study: str, trial: int) -> object:
+        if self.rung_budget == "steps=30":
+            calls["rung1"] += 1
+            if calls["rung1"] == 2:
+                raise KeyboardInterrupt  # what a SIGKILL leaves: the promotion logged, no row
+        return real(self, arch, study, trial)
+
+    config = sleep_config(tmp_path, n_trials=12, budget="steps=10", fidelity=HALVING,
+                          evaluator_options={"seconds": 0.0})  # fmt: skip
+    monkeypatch.setattr(SleepEvaluator, "__call__", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config)
+    monkeypatch.setattr(SleepEvaluator, "__call__", real)
+    before = rows(tmp_path / "lb")
+    log = [json.loads(x) for x in (config.study_dir / "promotions.jsonl").read_text().splitlines()]
+    lost = [p for p in log if before.filter((pl.col("trial") == p["trial"]) & (pl.col("rung") == p["rung"])).is_empty()]
+    assert len(lost) == 1 and lost[0]["rung"] == 1
+    run_search(config)
+    after = rows(tmp_path / "lb")
+    _funnel_invariants(after, 12, 3)
+    assert after.filter((pl.col("trial") == lost[0]["trial"]) & (pl.col("rung") == 1)).height == 1
+    kept = after.join(before.select("trial", "rung", "created_at"), on=["trial", "rung"], how="inner")
+    assert kept.height == before.height and (kept["created_at"] == kept["created_at_right"]).all()  # not rerun
+
+
+def test_changing_the_fidelity_of_a_study_is_refused(tmp_path: Path) -> None:
+    run_search(sleep_config(tmp_path, n_trials=3, study="f", budget="steps=10"))
+    with pytest.raises(ConfigError) as info:
+        run_search(sleep_config(tmp_path, n_trials=3, study="f", budget="steps=10", fidelity=HALVING))
+    msg = str(info.value)
+    assert 'fidelity was {"mode": "single"}, now {"eta": 3, "mode": "halving"' in msg and "\n" not in msg
+    run_search(sleep_config(tmp_path, n_trials=6, study="h", budget="steps=10", fidelity=HALVING))
+    with pytest.raises(ConfigError, match=r"fidelity was .*rungs.*1, 3, 9.*now .*rungs.*1, 2, 4"):
+        run_search(sleep_config(tmp_path, n_trials=6, study="h", budget="steps=10",
+                                fidelity=FidelityConfig("halving", (1, 2, 4), 3)))  # fmt: skip
+
+
+def test_a_study_json_from_before_fidelity_and_space_hash_still_resumes(tmp_path: Path) -> None:
+    outcome = run_search(sleep_config(tmp_path, n_trials=2, study="old"))
+    path = outcome.study_dir / "study.json"
+    saved = json.loads(path.read_text())
+    legacy = {k: v for k, v in saved.items() if k not in ("fidelity", "space_hash")}
+    path.write_text(json.dumps(legacy))
+    assert run_search(sleep_config(tmp_path, n_trials=3, study="old")).trials == 3
+    assert json.loads(path.read_text()) == saved  # rewritten with what it implied, no change recorded
+
+
+def test_cache_is_keyed_on_the_budget(tmp_path: Path) -> None:
+    from archbench.search.driver import _Cache
+
+    run_search(sleep_config(tmp_path, n_trials=9, budget="steps=10", fidelity=HALVING, study="a"))
+    lb = Leaderboard(tmp_path / "lb")
+    cache = _Cache(lb, "sleep", ["steps=10", "steps=30"], {"device_name": "sleep"}, enabled=True)
+    df = rows(tmp_path / "lb")
+    for r in df.filter(pl.col("rung") <= 1).to_dicts():
+        arch = _arch(r)
+        assert cache.get(arch, r["budget"])["val_loss"] == pytest.approx(r["val_loss"])
+    promoted = set(df.filter(pl.col("rung") == 1)["arch_id"].to_list())
+    never = df.filter((pl.col("rung") == 0) & ~pl.col("arch_id").is_in(list(promoted)))
+    assert all(cache.get(_arch(r), "steps=30") is None for r in never.to_dicts())
+
+
+def _arch(row: dict) -> object:
+    from archbench import Architecture
+
+    return Architecture.from_dict({k: row[k] for k in Architecture.field_names()})
+
+
+def test_training_only_tasks_take_the_gpu_fraction_measuring_ones_a_whole_gpu() -> None:
+    from archbench.search.executor import RayExecutor
+
+    executor = RayExecutor.__new__(RayExecutor)  # the options alone: no Ray needed
+    executor.config, executor.gpus = RayConfig(train_gpu_fraction=0.25), 1
+    assert executor.options(measures=True)["num_gpus"] == 1
+    assert executor.options(measures=False)["num_gpus"] == 0.25
+    train = TrainEvaluator(constraints=("params<=10",))
+    assert train.at_budget("steps=30", measure=True).measure is True
+    promoted = train.at_budget("steps=90", measure=False)
+    assert promoted.measure is False and promoted.constraints == () and promoted.budget == "steps=90"
+    with pytest.raises(ConfigError, match=r"ray.train_gpu_fraction=1.5: must be a number in \(0, 1\]"):
+        RayConfig(train_gpu_fraction=1.5)
+
+
+def test_cli_funnel_settings_and_bad_values(tmp_path: Path) -> None:
+    from archbench.cli.main import compose
+    from archbench.cli.search import config_from_dict
+
+    config = config_from_dict(compose(["search.fidelity=halving", "budget.rungs=[1,4]", "budget.eta=2", "timeout=60"]))
+    assert config.fidelity == FidelityConfig("halving", (1, 4), 2) and config.timeout_s == 60
+    assert config_from_dict(compose([])).fidelity.mode == "single"
+    bad = {"search.fidelity=halfing": "search.fidelity='halfing': must be one of single, halving",
+           "ray.train_gpu_fraction=0": "ray.train_gpu_fraction=0: must be a number in (0, 1]"}  # fmt: skip
+    for arg, message in bad.items():
+        result = subprocess.run([ARCHBENCH, "search", arg, f"leaderboard={tmp_path / 'lb'}"],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_timeout_starts_nothing_new(tmp_path: Path) -> None:
+    outcome = run_search(sleep_config(tmp_path, n_trials=50, evaluator_options={"seconds": 0.2}, timeout_s=0.5))
+    assert 1 <= outcome.trials < 50  # rerunning the same command continues the study
+
+
+def test_other_gpu_processes_are_counted_at_the_pynvml_boundary() -> None:
+    from dataclasses import dataclass
+
+    from archbench.latency.nvml import other_compute_processes
+    from tests.latency.fake_nvml import FakePynvml, NVMLError
+
+    @dataclass
+    class Proc:
+        pid: int
+        usedGpuMemory: int = 0
+
+    class WithProcesses(FakePynvml):
+        def __init__(self, pids: list[int]) -> None:
+            super().__init__()
+            self.pids = pids
+
+        def nvmlDeviceGetHandleByUUID(self, uuid: str) -> object:
+            if uuid != "GPU-abc":
+                raise NVMLError(13)
+            return ("gpu", 0)
+
+        def nvmlDeviceGetComputeRunningProcesses(self, handle: object) -> list[Proc]:
+            return [Proc(p) for p in self.pids]
+
+    import os
+
+    me = os.getpid()
+    assert other_compute_processes("GPU-abc", nvml=WithProcesses([me])) == 0
+    assert other_compute_processes("GPU-abc", nvml=WithProcesses([me, 4242, 4243])) == 2
+    assert other_compute_processes("GPU-abc", nvml=WithProcesses([91001, 91002])) == 1  # host PIDs in a container
+    assert other_compute_processes("GPU-abc", nvml=WithProcesses([])) is None  # NVML sees no process here
+    assert other_compute_processes("GPU-zzz", nvml=WithProcesses([me])) is None
+    assert other_compute_processes(None, index=0, nvml=WithProcesses([me, 7])) == 1
+    fake = WithProcesses([me])
+    other_compute_processes("GPU-abc", nvml=fake)
+    assert fake.initialised == 0  # NVML shut down again
+    from archbench import Architecture
+    from archbench.search.trial_evaluators import failed_result, flag_shared_gpu
+
+    result = failed_result(Architecture(), "charlm", "steps=1", "s", 0, 0, "failed", "x")
+    result = type(result)(**{**result.__dict__, "hardware": {"gpu_uuid": "GPU-abc", "device_name": "H100"}})
+    flagged = flag_shared_gpu(result, nvml=WithProcesses([me, 5]))
+    assert flagged.hardware["gpu_other_processes"] == 1 and flagged.to_row()["gpu_other_processes"] == 1
