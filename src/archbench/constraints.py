@@ -47,6 +47,12 @@ PRETRAIN_METRICS = (
     "energy_above_idle_mj",
     "avg_power_w",
     "peak_mem_mb",
+    "prefill_ms",
+    "decode_ms_per_token",
+    "decode_p90_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "kv_cache_mb",
 )
 ALLOWED = "write METRIC OP NUMBER with OP one of <=, <, >=, > (e.g. latency_ms<=20), several separated by commas"
 

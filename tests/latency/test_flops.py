@@ -87,3 +87,17 @@ def test_every_residual_and_pattern_can_be_counted(residual: str, attention: str
                         max_seq_len=64, unique_layers=1)  # fmt: skip
     count = count_flops(arch, 1, 64)
     assert count.total > count.attention >= 0 and count.counter > 0
+
+
+@pytest.mark.parametrize("attention", ATTENTION.names())
+@pytest.mark.parametrize("kv_heads", [1, 2])
+def test_grouped_query_attention_is_counted(attention: str, kv_heads: int) -> None:
+    """A regression: the counting stand-in returned v with kv_heads heads, so every GQA model failed to be
+    measured. Attention-core FLOPs do not change with kv_heads; the qkv projection shrinks."""
+    window = 8 if ATTENTION.meta(attention).get("uses_window") else 0
+    mha = Architecture(depth=2, width=64, heads=4, attention=attention, window=window, max_seq_len=64)
+    gqa = mha.replace(kv_heads=kv_heads)
+    full, grouped = count_flops(mha, 2, 64), count_flops(gqa, 2, 64)
+    assert grouped.attention == full.attention
+    saved = 2 * 2 * 64 * mha.depth * 64 * 2 * (4 - kv_heads) * mha.head_dim  # k and v rows of qkv not computed
+    assert full.counter - grouped.counter == saved

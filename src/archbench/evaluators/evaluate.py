@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from archbench.constraints import Constraint, ConstraintsArg, judge, parse_constraints, pretrain
+from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.evaluators import measurement
 from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
@@ -158,12 +159,15 @@ def evaluate(
     measure: bool = True,
     config: TrainConfig | None = None,
     constraints: ConstraintsArg = None,
+    deploy: Deploy | None = None,
 ) -> TrialResult:
     """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
 
     ``measure=False`` skips ``archbench.latency`` (its metrics are None with the reason
     ``"not measured: measure=False"``). ``config`` holds the optimiser settings (default
     :class:`TrainConfig`). ``constraints`` (``"latency_ms<=20, params<=1e6"``): see the module docstring.
+    ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
+    prefill, plus the modes the constraints need.
     """
     started = utc_now()
     if not isinstance(arch, Architecture):
@@ -173,6 +177,7 @@ def evaluate(
     config = config or TrainConfig()
     dev = resolve_device(device)
     cons = parse_constraints(constraints)
+    deploy = (deploy or Deploy()).for_metrics(c.metric for c in cons)
     all_quality = (*task_obj.metric_names, *_quant_names(task_obj), "train_time_s", "train_tokens_per_s")
 
     reason = unsupported_reason(arch.quant, dev)
@@ -184,7 +189,7 @@ def evaluate(
 
     premeasured: Measured | None = None
     if pretrain(cons):
-        premeasured = _premeasure(arch, task_obj, dev, measure)
+        premeasured = _premeasure(arch, task_obj, dev, measure, deploy)
         feasible, _, why = judge(premeasured.metrics, pretrain(cons))
         if feasible is False:
             out = _Outcome("infeasible", why)
@@ -206,12 +211,13 @@ def evaluate(
     if premeasured is not None and out.deployed is not None:
         measured = premeasured  # the same deployed shape and dtype: measuring again would repeat it
     else:
-        measured = measurement.measure(out.deployed, arch, dev, measure, why_not=f"status {out.status}")
+        why_not = f"status {out.status}"
+        measured = measurement.measure(out.deployed, arch, dev, measure, why_not=why_not, deploy=deploy)
     out.deployed = None
     return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, cons)
 
 
-def _premeasure(arch: Architecture, task: Task, device: torch.device, enabled: bool) -> Measured:
+def _premeasure(arch: Architecture, task: Task, device: torch.device, enabled: bool, deploy: Deploy) -> Measured:
     """Cost metrics of the deployed form of the untrained model (cost does not depend on the weights)."""
     try:
         model = task.build(arch).to(device).eval()
@@ -220,7 +226,7 @@ def _premeasure(arch: Architecture, task: Task, device: torch.device, enabled: b
         return not_measured(f"not measured before training: {one_line(exc)}", fingerprint(device))
     if not deployed.ok:
         return not_measured(f"not measured before training: {deployed.reason}", fingerprint(device))
-    measured = measurement.measure(deployed.model, arch, device, enabled)
+    measured = measurement.measure(deployed.model, arch, device, enabled, deploy=deploy)
     if not enabled:  # counting needs no timing: params are known from the shape alone
         from archbench.search_space.model import count_params
 

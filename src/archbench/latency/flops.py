@@ -41,7 +41,7 @@ class FlopCount:
 
 
 class _Uncounted(AttentionPattern):
-    """Stand-in for a pattern during counting: records the shapes, returns v (same shape), costs nothing."""
+    """Stand-in for a pattern during counting: records the shapes, returns v per query head, costs nothing."""
 
     def __init__(self, inner: AttentionPattern) -> None:
         super().__init__(inner.window, inner.causal)
@@ -52,7 +52,7 @@ class _Uncounted(AttentionPattern):
         b, h, s, d = q.shape
         s_kv = k.shape[-2]
         self.flops += round(4 * b * h * s * s_kv * d * self.inner.kept_fraction(s))
-        return v
+        return v.repeat_interleave(h // v.shape[-3], dim=-3)  # q's heads (grouped queries share kv heads)
 
 
 def attention_flops(pattern: AttentionPattern, batch: int, heads: int, seq_len: int, head_dim: int) -> int:
