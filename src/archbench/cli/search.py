@@ -10,6 +10,7 @@ from archbench.errors import ConfigError
 
 def config_from_dict(cfg: dict[str, Any]) -> Any:
     """A typed SearchConfig from the composed Hydra config (plain containers); bad values -> ConfigError."""
+    from archbench.deploy import Deploy
     from archbench.leaderboard.objectives import parse_objectives
     from archbench.search import SearchConfig
     from archbench.search.executor import RayConfig
@@ -84,6 +85,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         cache=bool(cfg["cache"]),
         progress=bool(cfg["progress"]),
         plot=bool(cfg["plot"]),
+        deploy=Deploy.from_dict(cfg.get("deploy")),
     )
 
 

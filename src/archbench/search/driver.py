@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from archbench.constraints import Constraint, judge
+from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective
@@ -71,6 +72,7 @@ class SearchConfig:
     allow_changes: bool = False  # resume even if the study's settings changed (the change is recorded)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)  # single, or the halving funnel
     timeout_s: float | None = None  # start nothing new after this long (running trials finish); None: no limit
+    deploy: Deploy = field(default_factory=Deploy)  # how candidates are measured (modes, shape, eager/compile)
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -95,6 +97,12 @@ class SearchConfig:
                 raise ConfigError(
                     f"seed architecture {arch.arch_id} ({arch.describe()}) is not in space {self.space.name}"
                 )
+
+    @property
+    def measured_deploy(self) -> Deploy:
+        """``deploy`` plus the modes the objectives and constraints need (decode_ms_per_token: decode)."""
+        names = [o.name for o in self.objectives] + [c.metric for c in self.constraints]
+        return self.deploy.for_metrics(names)
 
     @property
     def task_label(self) -> str:
@@ -127,6 +135,8 @@ class SearchConfig:
             "seed": self.seed,
             "evaluator": self.evaluator,
             "evaluator_options": {k: v for k, v in self.evaluator_options.items() if k != "rows"},
+            # only when it is not the default, so that studies from before the setting existed resume
+            **({"deploy": self.measured_deploy.to_dict()} if self.measured_deploy != Deploy() else {}),
         }
 
 
@@ -166,10 +176,14 @@ def make_evaluator(config: SearchConfig) -> Any:
         base["threads"] = config.ray.cpus_per_trial
     if "constraints" in fields:
         base["constraints"] = tuple(str(c) for c in config.constraints)
+    if "deploy" in fields:
+        base["deploy"] = config.measured_deploy
     return cls(**{**base, **opts})
 
 
-CACHE_KEYS = ("device_name", "torch_threads", "archbench_version")  # what must match besides task and budget
+# What must match besides task and budget: the device, CPU threads, archbench version, and the deployment
+# (modes, shape, eager/compile) the latency was measured in.
+CACHE_KEYS = ("device_name", "torch_threads", "archbench_version", "deploy")
 
 
 class _Cache:

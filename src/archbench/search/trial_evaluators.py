@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench.constraints import parse_constraints
+from archbench.deploy import Deploy
 from archbench.registry import Registry
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, TrialResult, utc_now
@@ -71,6 +73,7 @@ class TrainEvaluator:
     measure: bool = True
     threads: int = 1
     constraints: tuple[str, ...] = ()  # checked before training where they can be (see evaluate())
+    deploy: Deploy | None = None  # the modes and shape measured (None: prefill at max_seq_len, eager)
     cacheable = True
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
@@ -82,7 +85,7 @@ class TrainEvaluator:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         result = evaluate(
             arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
-            measure=self.measure, constraints=self.constraints,
+            measure=self.measure, constraints=self.constraints, deploy=self.deploy,
         )  # fmt: skip
         if device == "cuda" and self.measure:
             result = flag_shared_gpu(result)
@@ -102,7 +105,11 @@ class TrainEvaluator:
         from archbench.latency import hardware_fingerprint
 
         torch.set_num_threads(max(1, self.threads))
-        return dict(hardware_fingerprint(torch.device("cuda" if torch.cuda.is_available() else "cpu")))
+        hardware = dict(hardware_fingerprint(torch.device("cuda" if torch.cuda.is_available() else "cpu")))
+        if self.measure:  # rows carry the deployment their latency was measured in
+            needed = (c.metric for c in parse_constraints(self.constraints or None))
+            hardware["deploy"] = (self.deploy or Deploy()).for_metrics(needed).label()  # as evaluate() does
+        return hardware
 
 
 @TRIAL_EVALUATORS.register("lookup")

@@ -1,0 +1,78 @@
+"""Searching on deployment metrics: decode latency as an objective, the deployment in the study and the cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from archbench import Leaderboard, SearchSpace
+from archbench.constraints import parse_constraints
+from archbench.deploy import Deploy
+from archbench.leaderboard.objectives import Objective
+from archbench.search import RayConfig, SearchConfig, run_search
+from archbench.search.driver import make_evaluator
+from tests.search.test_driver import ARCHBENCH
+
+TWO = SearchSpace.from_dict({"name": "two", "fields": {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 32,
+                                                       "attention": ["dense", "linear"]}})  # fmt: skip
+DECODE = (Objective("val_loss"), Objective("decode_ms_per_token"))
+
+
+def config(tmp: Path, objectives: tuple[Objective, ...], **kw: object) -> SearchConfig:
+    base: dict[str, object] = dict(
+        space=TWO, strategy="random", budget="steps=2", n_trials=2, leaderboard=str(tmp / "lb"),
+        objectives=objectives, ray=RayConfig(executor="inline"), progress=False, plot=False,
+    )  # fmt: skip
+    base.update(kw)
+    return SearchConfig(**base)  # type: ignore[arg-type]
+
+
+def test_the_objectives_choose_the_modes_measured(tmp_path: Path) -> None:
+    plain = config(tmp_path, (Objective("val_loss"), Objective("latency_ms")))
+    assert plain.measured_deploy == Deploy() and "deploy" not in plain.identity()  # old studies resume
+    decode = config(tmp_path, DECODE)
+    assert decode.measured_deploy.modes == ("prefill", "decode")
+    assert decode.identity()["deploy"]["modes"] == ["prefill", "decode"]
+    assert make_evaluator(decode).deploy == decode.measured_deploy
+    generate = config(tmp_path, (Objective("val_loss"),), constraints=parse_constraints("ttft_ms<=100"))
+    assert generate.measured_deploy.modes == ("prefill", "generate")
+
+
+@pytest.mark.slow
+def test_decode_latency_as_an_objective_end_to_end(tmp_path: Path) -> None:
+    outcome = run_search(config(tmp_path, DECODE, n_trials=2, study="dec"))
+    df = Leaderboard(tmp_path / "lb").query(status=None).collect()
+    assert df.height == 2 and (df["status"] == "ok").all()
+    assert df["decode_ms_per_token"].null_count() == 0 and (df["decode_ms_per_token"] > 0).all()
+    assert df["kv_cache_mb"].null_count() == 0
+    assert set(df["deploy"]) == {"prefill+decode b1 p=max c=max/2 eager"}
+    assert all("decode_ms_per_token" in row for row in outcome.front)
+    study = json.loads((tmp_path / "studies" / "dec" / "study.json").read_text())
+    assert study["deploy"]["modes"] == ["prefill", "decode"]
+    # A study measuring another deployment does not reuse these rows from the cache; the same one does.
+    other = run_search(config(tmp_path, (Objective("val_loss"), Objective("latency_ms")), study="prefill-only"))
+    assert other.cached == 0
+    again = run_search(config(tmp_path, DECODE, study="dec-again"))
+    assert again.cached == 2
+    rows = Leaderboard(tmp_path / "lb").query(study="dec-again", status=None).collect()
+    assert rows.filter(pl.col("cached"))["decode_ms_per_token"].null_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy.exec_mode=jit"], "deploy.exec_mode='jit': must be one of eager, compile"),
+        (["deploy.modes=[beam]"], "deploy.modes: unknown mode 'beam'"),
+        (["objectives=[val_loss:min,decode_ms_per_tokn:min]"], "did you mean 'decode_ms_per_token'?"),
+    ],
+)
+def test_bad_deploy_overrides_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [ARCHBENCH, "search", *args, f"leaderboard={tmp_path / 'lb'}"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "lb").exists()
