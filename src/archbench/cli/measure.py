@@ -59,7 +59,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--energy-window", type=positive_float, default=2.0, help="seconds of the energy window (2)")
     p.add_argument("--no-energy", action="store_true", help="skip the energy window")
     p.add_argument("--flush-l2", action="store_true", help="flush the GPU's L2 before every timed call")
-    p.add_argument("--cuda-graph", action="store_true", help="replay the forward from a captured CUDA graph")
+    p.add_argument("--cuda-graph", action="store_true", help="replay prefill or the decode step from a CUDA graph")
     p.add_argument("--compile", action="store_true", help="time torch.compile'd execution instead of eager")
     p.set_defaults(func=cmd_measure)
 
@@ -89,7 +89,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.mode == "decode":
         result = measure_decode(
             deployed.model, arch=arch, device=device, batch=args.batch, context=args.context,
-            exec_mode=exec_mode, rule=rule,
+            exec_mode=exec_mode, rule=rule, cuda_graph=args.cuda_graph,
         )  # fmt: skip
         record["context"] = result.hardware["decode_context"]
     elif args.mode == "generate":

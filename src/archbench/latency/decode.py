@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from archbench.errors import ConfigError
 from archbench.latency.fingerprint import hardware_fingerprint
-from archbench.latency.measure import ModelMeasurement, _device, _Record, _resolve_arch
+from archbench.latency.measure import ModelMeasurement, _cuda_graph, _device, _Record, _resolve_arch
 from archbench.latency.memory import peak_memory_mb
 from archbench.latency.monitor import Monitor
 from archbench.latency.nvml import Gpu, NullGpu, open_gpu
@@ -92,11 +92,16 @@ def measure_decode(
     warmup_calls: int = 5,
     warmup_s: float = 0.5,
     memory: bool = True,
+    cuda_graph: bool = False,
     gpu: Gpu | None = None,
     seed: int = 0,
 ) -> ModelMeasurement:
     """Time per output token of the deployed decoder ``model`` after a warm cache of ``context`` tokens
-    (default: half of ``max_seq_len``), at ``batch`` sequences; see the module docstring."""
+    (default: half of ``max_seq_len``), at ``batch`` sequences; see the module docstring.
+
+    ``cuda_graph`` replays the step from a captured CUDA graph (the step's inputs, the new token and
+    the warm cache, are static, so the capture is valid); ``exec_mode`` then reads ``...+cuda_graph``.
+    """
     arch = _resolve_arch(model, arch)
     device = _device(device)
     context = arch.max_seq_len // 2 if context is None else context
@@ -120,6 +125,11 @@ def measure_decode(
             _, cache = model.decode(prompt)  # the warm cache: built once, eagerly (prefill is not timed here)
             step: Callable[[], object] = lambda: decode(nxt, cache)  # noqa: E731
             _first_call(step, sync, rec, exec_mode)
+            if cuda_graph:
+                step, graph_note = _cuda_graph(step, device)
+                notes.append(graph_note)
+                if "captured" in graph_note:
+                    exec_mode += "+cuda_graph"
             rec.set("kv_cache_mb", cache.mb())
             for _attempt in range(2):
                 latency = time_callable(
