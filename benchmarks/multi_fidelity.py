@@ -1,0 +1,287 @@
+"""The multi-fidelity funnel against the single-fidelity default at the same wall-clock budget.
+
+On ``charlm`` with ``space=lm_tiny`` and the default strategy (Optuna NSGA-II), for each seed it runs two
+searches of ``--wall`` seconds each (``search timeout``: nothing new starts after it; rows that land later
+are not counted) on one local Ray instance with ``--concurrency`` workers, one torch thread each, warmed
+by a short search first so that no arm pays for starting workers; every trial is measured as
+``archbench search`` measures it:
+
+* single: every candidate trained at the top budget (``--base`` x the last rung);
+* halving: ``search.fidelity=halving`` over ``--rungs`` with ``--eta``; its front is made of top-rung rows
+  only, so both fronts hold models trained for the same number of steps.
+
+Hypervolume (val_loss, latency_ms, both minimised) is computed on one reference point for every run: the
+worst value of each objective over all final front candidates of all runs plus 10% of its range. For
+each seed it reports the final hypervolumes and the time each arm needs to reach the other's final
+hypervolume; medians over seeds. Target (issue #8): the funnel reaches the single-fidelity final
+hypervolume in at most half the time single fidelity needs for it. Prints a table and writes JSON and a
+PNG to ``benchmarks/results/``.
+
+    python benchmarks/multi_fidelity.py                       # 3 seeds x 2 arms x 150 s on this machine
+    python benchmarks/multi_fidelity.py --seeds 5 --wall 300 --base steps=60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from archbench import Leaderboard, SearchSpace
+from archbench.leaderboard.hypervolume import hypervolume_of
+from archbench.leaderboard.objectives import Objective
+from archbench.search import RayConfig, SearchConfig, run_search
+from archbench.search.fidelity import FidelityConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OBJECTIVES = (Objective("val_loss"), Objective("latency_ms"))
+NAMES = [o.name for o in OBJECTIVES]
+
+
+def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
+    rungs = tuple(float(x) for x in args.rungs.split(","))
+    fidelity = FidelityConfig("halving", rungs, args.eta)
+    top_budget = fidelity.budgets(args.base)[-1]
+    lb = work / f"{arm}-s{seed}" / "lb"
+    config = SearchConfig(
+        space=SearchSpace.builtin(args.space),
+        task="charlm",
+        budget=args.base if arm == "halving" else top_budget,
+        fidelity=fidelity if arm == "halving" else FidelityConfig(),
+        objectives=OBJECTIVES,
+        n_trials=10_000,  # the wall-clock budget ends the run
+        timeout_s=args.wall,
+        concurrency=args.concurrency,
+        seed=seed,
+        study=f"{arm}-s{seed}",
+        leaderboard=str(lb),
+        ray=RayConfig(cpus_per_trial=1),  # the benchmark's Ray instance (see main)
+        cache=False,
+        progress=False,
+        plot=False,
+    )
+    t0 = time.time()
+    outcome = run_search(config)
+    df = Leaderboard(lb).query(status=None).collect()
+    ts = [datetime.fromisoformat(s).timestamp() - t0 for s in df["created_at"].to_list()]
+    df = df.with_columns(pl.Series("t", ts))
+    top = fidelity.top if arm == "halving" else 0
+    front_rows = df.filter((pl.col("status") == "ok") & (pl.col("rung").fill_null(0) == top))
+    front_rows = front_rows.drop_nulls(NAMES)
+    per_rung = df.group_by(pl.col("rung").fill_null(0)).len().sort("rung").rows() if df.height else []  # (rung, rows)
+    return {
+        "arm": arm,
+        "seed": seed,
+        "budget": config.budget,
+        "top_budget": top_budget,
+        "wall_s": outcome.wall_s,
+        "candidates": outcome.trials,
+        "ok": outcome.ok,
+        "rows_per_rung": {int(r): int(n) for r, n in per_rung},
+        "points": front_rows.select(*NAMES, "t").rows(),
+        "rank_agreement": rank_agreement(df) if arm == "halving" else None,
+    }
+
+
+def warm_up(args: argparse.Namespace, work: Path) -> None:
+    """A few tiny trials so every worker has imported torch and read the corpus before any timed run."""
+    config = SearchConfig(
+        space=SearchSpace.builtin(args.space), budget="steps=2", n_trials=2 * args.concurrency,
+        concurrency=args.concurrency, study="warm-up", leaderboard=str(work / "warm-up" / "lb"),
+        ray=RayConfig(cpus_per_trial=1), cache=False, progress=False, plot=False,
+    )  # fmt: skip
+    run_search(config)
+
+
+def rank_agreement(df: pl.DataFrame) -> dict[str, float | None]:
+    """Spearman's rho of val_loss between rung 0 and each later rung, over the trials that reached it."""
+    from scipy.stats import spearmanr
+
+    ok = df.filter(pl.col("status") == "ok").select("trial", "rung", "val_loss")
+    base = ok.filter(pl.col("rung") == 0)
+    out: dict[str, float | None] = {}
+    for rung in sorted(set(ok["rung"].drop_nulls().to_list()) - {0}):
+        pair = base.join(ok.filter(pl.col("rung") == rung), on="trial", suffix="_r")
+        rho = spearmanr(pair["val_loss"], pair["val_loss_r"]).statistic if pair.height >= 3 else None
+        out[f"rung0_vs_rung{rung}"] = None if rho is None or np.isnan(rho) else float(rho)
+        out[f"n_rung{rung}"] = pair.height
+    return out
+
+
+def curve(points: list[tuple[float, float, float]], ref: np.ndarray, wall: float) -> list[tuple[float, float]]:
+    """Hypervolume of the rows created by each moment ``t <= wall``, as (t, hv) steps."""
+    pts = sorted((p for p in points if p[2] <= wall), key=lambda p: p[2])
+    out, seen = [(0.0, 0.0)], []
+    for v0, v1, t in pts:
+        seen.append((v0, v1))
+        out.append((t, hypervolume_of(np.array(seen), ref)))
+    return out
+
+
+def hv_at(steps: list[tuple[float, float]], t: float) -> float:
+    return max((hv for s, hv in steps if s <= t), default=0.0)
+
+
+def time_to(steps: list[tuple[float, float]], target: float) -> float | None:
+    """First moment the curve reaches ``target`` (within a relative 1e-9); None if it never does."""
+    for t, hv in steps:
+        if hv >= target * (1 - 1e-9):
+            return t
+    return None
+
+
+def median(values: list[float | None]) -> float | None:
+    """Median where a None (never reached) counts as infinitely late; None if the median is one."""
+    med = float(np.median([np.inf if v is None else v for v in values]))
+    return None if not np.isfinite(med) else med
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--wall", type=float, default=150.0, help="seconds per search (default 150)")
+    parser.add_argument("--base", default="steps=40", help="the funnel's base budget (default steps=40)")
+    parser.add_argument("--rungs", default="1,3,9", help="budget multipliers (default 1,3,9)")
+    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--space", default="lm_tiny")
+    parser.add_argument("--out", default=str(RESULTS / "multi_fidelity_cpu.json"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    import ray
+
+    work = Path(tempfile.mkdtemp(prefix="archbench-mf-"))
+    runs: list[dict[str, Any]] = []
+    started, load_before = time.time(), os.getloadavg()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False)
+    try:
+        warm_up(args, work)
+        for seed in range(args.seeds):
+            for arm in ("single", "halving"):
+                run = run_arm(arm, seed, args, work)
+                runs.append(run)
+                print(f"seed {seed} {arm:8s} {run['candidates']:3d} candidates, rows per rung "
+                      f"{run['rows_per_rung']}, {len(run['points'])} front candidates, {run['wall_s']:.0f} s",
+                      flush=True)  # fmt: skip
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+    every = np.array([p[:2] for r in runs for p in r["points"] if p[2] <= args.wall], dtype=float)
+    ref = every.max(axis=0) + 0.1 * (every.max(axis=0) - every.min(axis=0))
+    per_seed = []
+    for seed in range(args.seeds):
+        single = next(r for r in runs if r["arm"] == "single" and r["seed"] == seed)
+        funnel = next(r for r in runs if r["arm"] == "halving" and r["seed"] == seed)
+        cs, cf = curve(single["points"], ref, args.wall), curve(funnel["points"], ref, args.wall)
+        hs, hf = hv_at(cs, args.wall), hv_at(cf, args.wall)
+        ts_own = time_to(cs, hs)
+        tf = time_to(cf, hs)
+        per_seed.append({
+            "seed": seed, "hv_single": hs, "hv_halving": hf,
+            "single_time_to_own_final": ts_own,
+            "halving_time_to_single_final": tf,
+            "single_time_to_halving_final": time_to(cs, hf),
+            "halving_over_single_time": None if tf is None or not ts_own else tf / ts_own,
+            "curve_single": cs, "curve_halving": cf,
+        })  # fmt: skip
+
+    summary = {
+        "hv_single": float(np.median([s["hv_single"] for s in per_seed])),
+        "hv_halving": float(np.median([s["hv_halving"] for s in per_seed])),
+        "single_time_to_own_final": median([s["single_time_to_own_final"] for s in per_seed]),
+        "halving_time_to_single_final": median([s["halving_time_to_single_final"] for s in per_seed]),
+        "single_time_to_halving_final": median([s["single_time_to_halving_final"] for s in per_seed]),
+        "halving_over_single_time": median([s["halving_over_single_time"] for s in per_seed]),
+        "candidates_single": float(np.median([r["candidates"] for r in runs if r["arm"] == "single"])),
+        "candidates_halving": float(np.median([r["candidates"] for r in runs if r["arm"] == "halving"])),
+    }
+    ratio = summary["halving_over_single_time"]
+    summary["target_met"] = ratio is not None and ratio <= 0.5
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    settings.update(task="charlm", strategy="optuna_nsga2", objectives=NAMES, torch_threads=1)
+    out = {
+        "benchmark": "multi_fidelity",
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_avg_before": load_before,
+            "load_avg_after": os.getloadavg(),
+        },
+        "settings": settings,
+        "ref": ref.tolist(),
+        "target": "the funnel reaches the single-fidelity final hypervolume in at most half the time",
+        "summary": summary,
+        "per_seed": per_seed,
+        "runs": runs,
+        "total_s": time.time() - started,
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    plot(per_seed, args, path.with_suffix(".png"))
+    report(summary, per_seed, args)
+    print(f"wrote {path} and {path.with_suffix('.png').name}")
+    return 0
+
+
+def report(summary: dict[str, Any], per_seed: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def s(v: float | None) -> str:
+        return "not reached" if v is None else f"{v:.0f} s"
+
+    table = Table(title=f"funnel vs single fidelity, {args.wall:.0f} s each, median of {args.seeds} seeds")
+    for col in ("", "single", "halving"):
+        table.add_column(col, justify="right")
+    table.add_row("final hypervolume", f"{summary['hv_single']:.4g}", f"{summary['hv_halving']:.4g}")
+    table.add_row("candidates", f"{summary['candidates_single']:.0f}", f"{summary['candidates_halving']:.0f}")
+    table.add_row("time to single's final HV", s(summary["single_time_to_own_final"]),
+                  s(summary["halving_time_to_single_final"]))  # fmt: skip
+    table.add_row("time to the funnel's final HV", s(summary["single_time_to_halving_final"]), "-")
+    Console().print(table)
+    ratio = summary["halving_over_single_time"]
+    verdict = "met" if summary["target_met"] else "not met"
+    shown = "never reached" if ratio is None else f"{ratio:.2f}x"
+    print(f"funnel time to single's final HV / single's own time: {shown} (target <= 0.5x: {verdict})")
+
+
+def plot(per_seed: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for s in per_seed:
+        for key, color in (("curve_single", "tab:blue"), ("curve_halving", "tab:orange")):
+            t, hv = zip(*[*s[key], (args.wall, s[key][-1][1])], strict=True)
+            label = ("single fidelity" if key == "curve_single" else "halving funnel") if s["seed"] == 0 else None
+            ax.step(t, hv, where="post", color=color, alpha=0.8, label=label)
+    ax.set_xlabel("wall-clock seconds")
+    ax.set_ylabel("hypervolume (val_loss, latency_ms)")
+    ax.set_title(f"charlm / {args.space}: top-budget fronts, {args.seeds} seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
