@@ -10,6 +10,11 @@ columns added since simply read as null.
 History:
     1: the pre-release layout, which used TrialResult's own field names ``reason`` and ``finished_at``.
     2: those columns are ``error`` and ``created_at`` (as ``TrialResult.to_row`` writes them).
+    3: ``kv_heads`` (grouped-query attention); a part without it was multi-head.
+
+Nullable columns added within version 3, read as null from the parts written before them: ``rung`` (the
+rung of a multi-fidelity funnel; null for a single-fidelity search) and ``gpu_other_processes`` (compute
+processes other than the measuring one that NVML saw on its GPU).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ IDENTITY: dict[str, pl.DataType] = {
     "trial": pl.Int64(),
     "task": pl.String(),
     "budget": pl.String(),
+    "rung": pl.Int64(),
     "seed": pl.Int64(),
     "status": pl.String(),
     "error": pl.String(),
@@ -48,6 +54,7 @@ HARDWARE: dict[str, pl.DataType] = {
     "device_name": pl.String(),
     "device_kind": pl.String(),
     "archbench_version": pl.String(),
+    "gpu_other_processes": pl.Int64(),
 }
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
 COUNT_METRICS = frozenset({"params", "flops", "model_bytes", "latency_samples"})
