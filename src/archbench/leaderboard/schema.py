@@ -57,7 +57,7 @@ HARDWARE: dict[str, pl.DataType] = {
     "gpu_other_processes": pl.Int64(),
 }
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
-COUNT_METRICS = frozenset({"params", "flops", "model_bytes", "latency_samples"})
+COUNT_METRICS = frozenset({"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples"})
 # Direction of the known metrics when an objective gives none ("val_acc" is better high).
 MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"})
 
