@@ -84,6 +84,19 @@ class Deploy:
         extra = tuple(m for m, metrics in MODE_METRICS.items() if wanted & set(metrics))
         return replace(self, modes=(*self.modes, *extra))
 
+    def check_fits(self, max_seq_len: int) -> None:
+        """Refuse lengths an architecture with ``max_seq_len`` cannot run (one line naming the limit)."""
+        context = self.context if self.context is not None else max_seq_len // 2
+        if self.prompt is not None and self.prompt > max_seq_len:
+            raise ConfigError(f"deploy.prompt={self.prompt} exceeds max_seq_len={max_seq_len} of the space")
+        if "decode" in self.modes and context >= max_seq_len:
+            raise ConfigError(f"deploy.context={context}: must be below max_seq_len={max_seq_len} of the space")
+        if "generate" in self.modes and context + self.new_tokens > max_seq_len:
+            raise ConfigError(
+                f"deploy.context={context} + deploy.new_tokens={self.new_tokens} exceeds max_seq_len={max_seq_len} "
+                "of the space (generate's prompt is the context)"
+            )
+
     def label(self) -> str:
         """One string for the row and the cache key, e.g. ``prefill+decode b1 p=max c=max/2 eager``."""
         parts = ["+".join(self.modes), f"b{self.batch}", f"p={self.prompt or 'max'}"]

@@ -38,7 +38,9 @@ def test_the_objectives_choose_the_modes_measured(tmp_path: Path) -> None:
     assert decode.measured_deploy.modes == ("prefill", "decode")
     assert decode.identity()["deploy"]["modes"] == ["prefill", "decode"]
     assert make_evaluator(decode).deploy == decode.measured_deploy
-    generate = config(tmp_path, (Objective("val_loss"),), constraints=parse_constraints("ttft_ms<=100"))
+    generate = config(
+        tmp_path, (Objective("val_loss"),), constraints=parse_constraints("ttft_ms<=100"), deploy=Deploy(new_tokens=8)
+    )
     assert generate.measured_deploy.modes == ("prefill", "generate")
 
 
@@ -68,6 +70,7 @@ def test_decode_latency_as_an_objective_end_to_end(tmp_path: Path) -> None:
         (["deploy.exec_mode=jit"], "deploy.exec_mode='jit': must be one of eager, compile"),
         (["deploy.modes=[beam]"], "deploy.modes: unknown mode 'beam'"),
         (["objectives=[val_loss:min,decode_ms_per_tokn:min]"], "did you mean 'decode_ms_per_token'?"),
+        (["objectives=[val_loss:min,ttft_ms:min]", "deploy.context=48"], "exceeds max_seq_len=64 of the space"),
     ],
 )
 def test_bad_deploy_overrides_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
@@ -76,3 +79,16 @@ def test_bad_deploy_overrides_are_one_line(args: list[str], message: str, tmp_pa
     )
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "lb").exists()
+
+
+def test_a_deployment_longer_than_the_space_is_refused(tmp_path: Path) -> None:
+    from archbench import ConfigError
+
+    ttft = (Objective("val_loss"), Objective("ttft_ms"))
+    with pytest.raises(ConfigError, match=r"deploy.context=16 \+ deploy.new_tokens=32 exceeds max_seq_len=32"):
+        config(tmp_path, ttft)
+    assert config(tmp_path, ttft, deploy=Deploy(new_tokens=8)).measured_deploy.modes == ("prefill", "generate")
+    with pytest.raises(ConfigError, match=r"deploy\.context=32: must be below max_seq_len=32"):
+        config(tmp_path, DECODE, deploy=Deploy(context=32))
+    with pytest.raises(ConfigError, match=r"deploy\.prompt=40 exceeds max_seq_len=32"):
+        config(tmp_path, DECODE, deploy=Deploy(prompt=40))

@@ -92,6 +92,10 @@ class SearchConfig:
             raise ConfigError(f"timeout={self.timeout_s!r}: must be a positive number of seconds (or null)")
         if self.fidelity.halving:
             self.fidelity.budgets(self.budget)  # a budget the rungs can scale, and rungs that stay distinct
+        if self.evaluator == "train":
+            lengths = self.space.to_dict()["fields"].get("max_seq_len", Architecture().max_seq_len)
+            for max_seq_len in lengths if isinstance(lengths, list) else [lengths]:
+                self.measured_deploy.check_fits(int(max_seq_len))
         for arch in self.seed_archs:
             if not self.space.contains(arch):
                 raise ConfigError(
