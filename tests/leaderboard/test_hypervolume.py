@@ -41,6 +41,7 @@ def test_table_matches_pymoo_per_group_with_max_objectives_and_default_ref() -> 
     df = pl.DataFrame(
         {
             "task": ["t"] * n,
+            "budget": ["steps=100"] * n,
             "device_name": rng.choice(["a", "b"], n),
             "loss": rng.uniform(1, 3, n),
             "acc": rng.uniform(0, 1, n),

@@ -62,7 +62,7 @@ def test_front_and_ranks_match_brute_force(m: int, seed: int) -> None:
 
 
 @pytest.mark.parametrize("m", [2, 3, 4])
-def test_annotate_groups_by_task_and_device_and_skips_nulls(m: int) -> None:
+def test_annotate_groups_by_task_budget_and_device_and_skips_nulls(m: int) -> None:
     rng = np.random.default_rng(100 + m)
     n = 300
     pts = random_points(rng, n, m)
@@ -71,6 +71,7 @@ def test_annotate_groups_by_task_and_device_and_skips_nulls(m: int) -> None:
     df = pl.DataFrame(
         {
             "task": rng.choice(["a", "b"], n),
+            "budget": rng.choice(["steps=40", "steps=360"], n),
             "device_name": rng.choice(["gpu0", "gpu1", "cpu"], n),
             **data,
         }
@@ -85,7 +86,7 @@ def test_annotate_groups_by_task_and_device_and_skips_nulls(m: int) -> None:
     for mix in (False, True):
         out = annotate(df, objs, mix_hardware=mix, rank=True)
         assert out.height == n
-        keys = ["task"] if mix else ["task", "device_name"]
+        keys = ["task", "budget"] if mix else ["task", "budget", "device_name"]
         missing = out.filter(pl.col("o0").is_null() | pl.col("o1").is_nan())
         assert missing.height == 30
         assert missing["pareto_front"].null_count() == 30 and missing["pareto_rank"].null_count() == 30
@@ -100,7 +101,13 @@ def test_annotate_groups_by_task_and_device_and_skips_nulls(m: int) -> None:
 
 def test_mixing_hardware_changes_the_front() -> None:
     df = pl.DataFrame(
-        {"task": ["t"] * 3, "device_name": ["fast", "slow", "slow"], "loss": [1.0, 2.0, 3.0], "ms": [1.0, 5.0, 4.0]}
+        {
+            "task": ["t"] * 3,
+            "budget": ["steps=100"] * 3,
+            "device_name": ["fast", "slow", "slow"],
+            "loss": [1.0, 2.0, 3.0],
+            "ms": [1.0, 5.0, 4.0],
+        }
     )
     objs = [Objective("loss"), Objective("ms")]
     per_device = annotate(df, objs)["pareto_front"].to_list()

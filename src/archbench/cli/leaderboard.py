@@ -11,10 +11,12 @@
     archbench leaderboard compact     [--small-rows N] [--target-rows N]
     archbench export ARCH_ID [-o FILE.yaml]
 
-Query verbs take --task, --study, --hardware GLOB (on device_name), --status (default ok; "all" for
-every row), --where "latency_ms<=20,params<=1e6" (constraints on stored metrics; a null metric fails),
---feasible (rows judged feasible) and --format table|csv|json|markdown; all verbs take --root DIR
-(default $ARCHBENCH_LEADERBOARD or runs/leaderboard).
+Fronts, hypervolume, pick and knee are per task, budget and device: rows trained at different budgets
+are never compared (--budget steps=40 picks one). Query verbs take --task, --study, --budget (exact
+training budgets), --hardware GLOB (on device_name), --status (default ok; "all" for every row), --where
+"latency_ms<=20,params<=1e6" (constraints on stored metrics; a null metric fails), --feasible (rows
+judged feasible) and --format table|csv|json|markdown; all verbs take --root DIR (default
+$ARCHBENCH_LEADERBOARD or runs/leaderboard).
 """
 
 from __future__ import annotations
@@ -67,7 +69,13 @@ def _env_set() -> bool:
 
 def _filters(args: argparse.Namespace, steer: bool = True) -> dict[str, Any]:
     """The query filters from the flags; ``steer=False`` leaves out --where and --feasible."""
-    out = {"task": args.task, "study": args.study, "hardware": args.hardware, "status": args.status}
+    out = {
+        "task": args.task,
+        "study": args.study,
+        "budget": args.budget,
+        "hardware": args.hardware,
+        "status": args.status,
+    }
     if steer:
         out.update(where=getattr(args, "where", None), feasible=getattr(args, "feasible", False))
     return out
@@ -130,7 +138,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         df = lb.top(args.top or None, by=args.by, **filters)
     by = [Objective.parse(args.by).name] if args.by else []
     extra = ["error"] if args.status != "ok" else []
-    default = ["arch_id", "study", "trial", "task", "device_name", "status", *ARCH_LOOK, *by]
+    default = ["arch_id", "study", "trial", "task", "budget", "device_name", "status", *ARCH_LOOK, *by]
     default += _present(df, QUICK_LOOK) + extra
     order = f"top {args.top} by {args.by}" if args.by else f"latest {args.top or 'all'}"
     _emit(_select(df, args.columns, default, args.format), args, f"{order}: {_describe(args)}")
@@ -146,9 +154,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         filters = _checked_filters(lb, args)
         df = lb.pareto(objs, mix_hardware=args.mix_hardware, all_rows=args.all, **filters)
     rank = ["pareto_rank", "pareto_front"] if args.all else ["pareto_rank"]
-    default = ["arch_id", "study", "task", "device_name", *ARCH_LOOK, *(o.name for o in objs), *rank]
+    default = ["arch_id", "study", "task", "budget", "device_name", *ARCH_LOOK, *(o.name for o in objs), *rank]
     what = "all rows ranked" if args.all else "Pareto front"
-    scope = "per task (hardware mixed)" if args.mix_hardware else "per task and device"
+    scope = "per task and budget (hardware mixed)" if args.mix_hardware else "per task, budget and device"
     title = f"{what} of {', '.join(map(str, objs))}, {scope}: {_describe(args)}"
     _emit(_select(df, args.columns, default, args.format), args, title)
     return 0
@@ -217,7 +225,7 @@ def _one_row(lb: Any, row: dict[str, Any], args: argparse.Namespace, shown: list
     import polars as pl
 
     df = pl.from_dicts([row], infer_schema_length=1)
-    default = ["arch_id", "study", "trial", "task", "device_name", *ARCH_LOOK, *shown]
+    default = ["arch_id", "study", "trial", "task", "budget", "device_name", *ARCH_LOOK, *shown]
     default += _present(df, QUICK_LOOK)
     _emit(_select(df, args.columns, default, args.format), args, title)
     if args.export:
@@ -334,6 +342,7 @@ def _query_args(p: argparse.ArgumentParser, fmt: bool = True, steer: bool = True
     _root(p)
     p.add_argument("--task", help="only these tasks (comma-separated)")
     p.add_argument("--study", help="only these studies (comma-separated)")
+    p.add_argument("--budget", help='only these training budgets (comma-separated), e.g. "steps=40"')
     p.add_argument("--hardware", metavar="GLOB", help='device_name glob, case-insensitive (e.g. "NVIDIA H100*")')
     p.add_argument("--status", default="ok", help="statuses to include, comma-separated, or all (default ok)")
     if steer:
@@ -353,7 +362,9 @@ def _objectives(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--objectives", default=DEFAULT_OBJECTIVES, help=f"NAME[:min|max],... (default {DEFAULT_OBJECTIVES})"
     )
-    p.add_argument("--mix-hardware", action="store_true", help="one front per task across devices (not comparable!)")
+    p.add_argument(
+        "--mix-hardware", action="store_true", help="one front per task and budget across devices (not comparable!)"
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -372,7 +383,7 @@ def add_parser(sub: Any) -> None:
     show.add_argument("--columns", help="comma-separated columns to print, or all")
     show.set_defaults(func=cmd_show)
 
-    pareto = verbs.add_parser("pareto", help="the non-dominated rows per task and device")
+    pareto = verbs.add_parser("pareto", help="the non-dominated rows per task, budget and device")
     _query_args(pareto)
     _objectives(pareto)
     pareto.add_argument("--all", action="store_true", help="every row, with its Pareto rank (0 = front)")

@@ -3,7 +3,7 @@
     lb = archbench.Leaderboard("runs/leaderboard")
     lb.append(rows)                                    # list of dicts / TrialResults or a polars DataFrame
     lb.scan()                                          # polars LazyFrame of every good part
-    lb.pareto(["val_loss", "latency_ms"], task="charlm")
+    lb.pareto(["val_loss", "latency_ms"], task="charlm", budget="steps=200")
     lb.hypervolume(["val_loss", "latency_ms"], ref=[4.0, 20.0])
     lb.sql("SELECT arch_id, val_loss FROM results WHERE depth > 8")
     lb.pareto(["val_loss", "latency_ms"], feasible=True, where="peak_mem_mb<=40000")
@@ -121,6 +121,7 @@ class Leaderboard:
         *,
         task: str | Sequence[str] | None = None,
         study: str | Sequence[str] | None = None,
+        budget: str | Sequence[str] | None = None,
         hardware: str | None = None,
         status: str | Sequence[str] | None = "ok",
         where: ConstraintsArg = None,
@@ -128,11 +129,14 @@ class Leaderboard:
     ) -> pl.LazyFrame:
         """The rows that pass the filters (``hardware`` is a case-insensitive glob on device_name).
 
+        ``budget="steps=40"`` (or a list) keeps rows trained at these budgets (``""``: rows without one).
+
         ``where="latency_ms<=20"`` (or a list, or ``{"latency_ms": 20}``) keeps rows whose stored metrics meet
         every constraint (a null metric fails); ``feasible=True`` keeps rows judged feasible (see
         :class:`Filters`). Every query method below takes these too.
         """
-        return Filters.make(task, study, hardware, status, where, feasible).apply(self.scan())
+        f = Filters.make(task, study, hardware, status, where, feasible, budget=budget)
+        return f.apply(self.scan())
 
     def top(self, k: int | None = 20, by: str | Objective | None = None, **filters: Any) -> pl.DataFrame:
         """The ``k`` best rows by ``by`` (``"val_loss"``, ``"val_acc:max"``), or the latest ``k`` without it.
@@ -161,7 +165,9 @@ class Leaderboard:
         all_rows: bool = False,
         **filters: Any,
     ) -> pl.DataFrame:
-        """The non-dominated rows per (task, device_name) group (per task with ``mix_hardware``).
+        """The non-dominated rows per (task, budget, device_name) group (per task and budget with ``mix_hardware``).
+
+        Rows of different budgets are never compared: each budget has its own front.
 
         With ``all_rows`` every row comes back with ``pareto_front`` and ``pareto_rank`` (0 on the
         front, null where an objective is missing); otherwise only the front, with ``pareto_rank`` 0.
@@ -199,7 +205,10 @@ class Leaderboard:
         mix_hardware: bool = False,
         **filters: Any,
     ) -> pl.DataFrame:
-        """pymoo's hypervolume per group; ``ref`` in the objectives' own units (default: see hypervolume.py)."""
+        """pymoo's hypervolume per (task, budget, device_name) group (per task and budget with ``mix_hardware``).
+
+        ``ref`` is in the objectives' own units (default: see hypervolume.py).
+        """
         from archbench.leaderboard.hypervolume import hypervolume_table
 
         objs = parse_objectives(objectives, minimum=1)
@@ -216,7 +225,7 @@ class Leaderboard:
         return self._robust(lambda: run_sql(self.query(**filters), query))
 
     def plot(self, out: str | os.PathLike[str], objectives: ObjectivesArg = DEFAULT_OBJECTIVES, **kwargs: Any) -> Path:
-        """Scatter of every row with each device's front drawn; a pair grid for 3+ objectives. PNG or HTML."""
+        """Scatter of every row with each (budget, device) front drawn; a pair grid for 3+ objectives. PNG or HTML."""
         from archbench.leaderboard.plot import plot_front
 
         mix = kwargs.pop("mix_hardware", False)
@@ -241,7 +250,7 @@ class Leaderboard:
         ``under={"latency_ms": 20}`` means ``latency_ms <= 20``; ``where`` adds any constraints
         (``"val_acc>=0.5,params<1e6"``); a row with a bounded metric null never qualifies. Rows are the
         query's (status ok by default; ``feasible=True`` narrows to feasible ones) and must come from one
-        task and one device (``mix_hardware`` allows several devices). Ties: lower latency_ms, then arch_id.
+        task, one budget and one device (``mix_hardware`` allows several devices). Ties: lower latency_ms, then arch_id.
         No qualifying row: a one-line ConfigError with how many rows were considered and how close the
         best of them comes to each bound.
         """
@@ -266,8 +275,8 @@ class Leaderboard:
         the front (min/max senses respected); the knee is the front point farthest from the hyperplane
         through the front's extreme points, on the side of the ideal point (in 2-D: farthest from the
         line joining the two ends of the front). A front of one point returns it; of two, the one best
-        in the first objective. The filters (``feasible``, ``where`` too) must leave one task and
-        device (``mix_hardware``: one task).
+        in the first objective. The filters (``feasible``, ``where`` too) must leave one task, budget
+        and device (``mix_hardware``: one task and budget).
         """
         from archbench.leaderboard.pick import knee_row
 
@@ -303,7 +312,7 @@ class Leaderboard:
         return text
 
     def check_filters(self, **filters: Any) -> Filters:
-        """Parse ``filters`` and refuse a task, study or hardware glob that matches no row at all."""
+        """Parse ``filters`` and refuse a task, study, budget or hardware glob that matches no row at all."""
         f = Filters.make(**filters)
         self._robust(lambda: f.check_known(self.scan()))
         return f

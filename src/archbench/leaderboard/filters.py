@@ -1,4 +1,4 @@
-"""Row filters shared by every query: task, study, hardware glob (on device_name), status, and the
+"""Row filters shared by every query: task, study, budget, hardware glob (on device_name), status, and the
 steering filters: constraints on stored metrics (``where``) and feasibility (``feasible``).
 """
 
@@ -24,6 +24,15 @@ def _split(value: str | Sequence[str] | None) -> tuple[str, ...]:
         return ()
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(s.strip() for s in items if s.strip())
+
+
+def _split_budget(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Like :func:`_split`, but ``""`` (the budget of old rows) is a value: ``budget=""`` selects those rows."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return _split(value) or ("",)
+    return tuple(dict.fromkeys(s.strip() for s in value))
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -52,6 +61,9 @@ def glob_to_regex(pattern: str) -> str:
 class Filters:
     """Which rows a query sees. Empty tuples mean "any"; ``status`` defaults to ``ok`` only.
 
+    ``budget``: training budgets (``"steps=40"``), compared exactly; ``""`` is the budget of rows that
+    recorded none.
+
     ``where``: every constraint must hold on the row's stored metrics (a null metric fails).
     ``feasible``: only rows judged feasible (``feasible`` true); a row never judged (null) counts as
     feasible only when ``where`` is given and it passes ``where``. A row judged infeasible never does.
@@ -63,6 +75,7 @@ class Filters:
     status: tuple[str, ...] = ("ok",)
     where: tuple[Constraint, ...] = ()
     feasible: bool = False
+    budget: tuple[str, ...] = ()
 
     @classmethod
     def make(
@@ -73,6 +86,7 @@ class Filters:
         status: str | Sequence[str] | None = "ok",
         where: ConstraintsArg = None,
         feasible: bool = False,
+        budget: str | Sequence[str] | None = None,
     ) -> Filters:
         """Filters from user values: comma-separated lists allowed; ``status="all"`` (or None) keeps every status."""
         statuses = _split(status)
@@ -83,7 +97,15 @@ class Filters:
                 close = difflib.get_close_matches(s, STATUSES, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"unknown status {s!r}{hint}: allowed {', '.join(STATUSES)} or all")
-        return cls(_split(task), _split(study), hardware or None, statuses, parse_constraints(where), bool(feasible))
+        return cls(
+            _split(task),
+            _split(study),
+            hardware or None,
+            statuses,
+            parse_constraints(where),
+            bool(feasible),
+            _split_budget(budget),
+        )
 
     def expr(self) -> pl.Expr:
         conds = [pl.lit(True)]
@@ -91,6 +113,8 @@ class Filters:
             conds.append(pl.col("task").is_in(list(self.task)))
         if self.study:
             conds.append(pl.col("study").is_in(list(self.study)))
+        if self.budget:
+            conds.append(pl.col("budget").is_in(list(self.budget)))
         if self.hardware:
             conds.append(pl.col("device_name").fill_null("").str.contains(glob_to_regex(self.hardware)))
         if self.status:
@@ -106,12 +130,12 @@ class Filters:
         if self.where:
             metrics = [Objective(c.metric) for c in self.where]
             check_columns(metrics, lf.collect_schema(), what="constraint metric")
-        active = self.task or self.study or self.hardware or self.status or self.where or self.feasible
+        active = self.task or self.study or self.budget or self.hardware or self.status or self.where or self.feasible
         return lf.filter(self.expr()) if active else lf
 
     def check_known(self, lf: pl.LazyFrame) -> None:
-        """Refuse a task, study or hardware glob that matches nothing in the whole leaderboard (a typo)."""
-        checks = [("task", self.task), ("study", self.study)]
+        """Refuse a task, study, budget or hardware glob that matches nothing in the whole leaderboard (a typo)."""
+        checks = [("task", self.task), ("study", self.study), ("budget", self.budget)]
         needed = [c for c, values in checks if values] + (["device_name"] if self.hardware else [])
         if not needed:
             return
@@ -139,6 +163,8 @@ class Filters:
             parts.append(f"task={','.join(self.task)}")
         if self.study:
             parts.append(f"study={','.join(self.study)}")
+        if self.budget:
+            parts.append(f"budget={','.join(b or repr(b) for b in self.budget)}")
         if self.hardware:
             parts.append(f"hardware={self.hardware}")
         parts.append(f"status={','.join(self.status) if self.status else 'all'}")

@@ -1,4 +1,4 @@
-"""Hypervolume of each group's rows with pymoo's indicator.
+"""Hypervolume of each group's rows (per task, budget and device) with pymoo's indicator.
 
 Default reference point (when none is given): per group and objective, the worst value among the
 group's rows plus 10 % of the group's range in that objective (10 % of the value's magnitude, or 1,
@@ -52,7 +52,8 @@ def hypervolume_table(
     ref: Sequence[float] | None = None,
     mix_hardware: bool = False,
 ) -> pl.DataFrame:
-    """One row per (task, device_name) group: rows, front size, the reference point and the hypervolume."""
+    """One row per (task, budget, device_name) group (task and budget with ``mix_hardware``): rows, front
+    size, the reference point and the hypervolume."""
     if ref is not None and len(ref) != len(objectives):
         raise ConfigError(f"--ref has {len(ref)} values but there are {len(objectives)} objectives")
     names = [o.name for o in objectives]

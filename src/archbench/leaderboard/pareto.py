@@ -1,4 +1,4 @@
-"""Non-dominated fronts and Pareto ranks per (task, device_name) group, with moocore.
+"""Non-dominated fronts and Pareto ranks per (task, budget, device_name) group, with moocore.
 
 A row is on the front when no other row of its group is at least as good in every objective and
 strictly better in one; exact duplicates of a front row are all on the front (rank 0). Rows with a
@@ -18,8 +18,11 @@ _IDX = "__row__"
 
 
 def group_columns(mix_hardware: bool = False) -> list[str]:
-    """Fronts are per task and device; ``mix_hardware`` compares devices (never tasks)."""
-    return ["task"] if mix_hardware else ["task", "device_name"]
+    """Fronts are per task, budget and device; ``mix_hardware`` compares devices (never tasks or budgets).
+
+    Rows trained at different budgets are never compared: a longer budget's loss would dominate.
+    """
+    return ["task", "budget"] if mix_hardware else ["task", "budget", "device_name"]
 
 
 def nondominated(points: np.ndarray, maximise: Sequence[bool]) -> np.ndarray:

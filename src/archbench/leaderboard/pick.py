@@ -1,7 +1,8 @@
 """Picking one model: the best row under bounds (:func:`pick_row`) and the knee of a front (:func:`knee_row`).
 
-Both refuse rows from several tasks, and from several devices unless hardware is mixed on purpose:
-a latency bound or a trade-off means something on one device only.
+Both refuse rows from several tasks or budgets, and from several devices unless hardware is mixed on
+purpose: a latency bound or a trade-off means something on one device only, and a longer budget's
+loss beats any shorter one's.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from archbench.leaderboard.pareto import complete_expr, group_columns
 TIE_BREAK = ("latency_ms", "arch_id")  # after the objective; then latest created_at, study, trial
 
 
+_FLAGS = {"task": "--task", "budget": "--budget", "device_name": "--hardware (or --mix-hardware)"}
+
+
 def check_one_group(df: pl.DataFrame, mix_hardware: bool, what: str) -> None:
-    """Refuse ``df`` when it spans several tasks (or devices, unless ``mix_hardware``)."""
+    """Refuse ``df`` when it spans several tasks or budgets (or devices, unless ``mix_hardware``)."""
     for column in group_columns(mix_hardware):
-        values = sorted(str(v) for v in df[column].unique().to_list())
+        values = sorted(str(v) if v != "" else "''" for v in df[column].unique().to_list())
         if len(values) > 1:
-            flag = "--task" if column == "task" else "--hardware (or --mix-hardware)"
+            flag = _FLAGS[column]
             shown = ", ".join(values[:6]) + (" ..." if len(values) > 6 else "")
             raise ConfigError(f"{what} rows from {len(values)} {column}s ({shown}); pick one with {flag}")
 

@@ -1,9 +1,11 @@
 """Scatter of every row with each device's Pareto front drawn and labelled (matplotlib, no display).
 
-Two objectives: one scatter, the front as a staircase per device, front points labelled with their
-arch_id. Three or more: a pair grid (scatter per pair, histograms on the diagonal) with the
-k-objective front outlined. ``.png``/``.svg``/``.pdf`` are written by matplotlib; ``.html`` is a
-self-contained page with the figure inline (SVG) and the table of front rows.
+Fronts are per budget and device: when the rows hold several budgets, each (device, budget) group is
+its own series (own colour, a marker per budget, the budget in its legend label). Two objectives: one
+scatter, the front as a staircase per series, front points labelled with their arch_id. Three or
+more: a pair grid (scatter per pair, histograms on the diagonal) with the k-objective front outlined.
+``.png``/``.svg``/``.pdf`` are written by matplotlib; ``.html`` is a self-contained page with the
+figure inline (SVG) and the table of front rows.
 """
 
 from __future__ import annotations
@@ -22,11 +24,33 @@ from archbench.leaderboard.pareto import annotate, complete_expr
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 SUFFIXES = (*IMAGE_SUFFIXES, ".html")
-MAX_LABELS = 25  # per device, so a large front stays readable
+MAX_LABELS = 25  # per series, so a large front stays readable
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per budget when there are several
+_SERIES = "__series__"
+_MARKER = "__marker__"
 
 
 def _label(o: Objective) -> str:
     return f"{o.name} ({'lower' if o.sense == 'min' else 'higher'} is better)"
+
+
+def _budget_label(budget: str) -> str:
+    return budget or "no budget"
+
+
+def _with_series(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with the legend label of each row's series and its marker.
+
+    One series per device; per (device, budget) when ``df`` holds several budgets, labelled with both.
+    """
+    budgets = sorted(df["budget"].unique().to_list())
+    if len(budgets) <= 1:
+        return df.with_columns(pl.col("device_name").alias(_SERIES), pl.lit(MARKERS[0]).alias(_MARKER))
+    markers = {b: MARKERS[i % len(MARKERS)] for i, b in enumerate(budgets)}
+    return df.with_columns(
+        pl.format("{} @ {}", "device_name", pl.col("budget").replace("", _budget_label(""))).alias(_SERIES),
+        pl.col("budget").replace_strict(markers, return_dtype=pl.String()).alias(_MARKER),
+    )
 
 
 def _figure(df: pl.DataFrame, objs: Sequence[Objective], title: str):  # -> matplotlib Figure
@@ -35,7 +59,7 @@ def _figure(df: pl.DataFrame, objs: Sequence[Objective], title: str):  # -> matp
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    devices = sorted(df["device_name"].unique().to_list())
+    devices = sorted(df[_SERIES].unique().to_list())  # one series per device (and budget)
     cmap = plt.get_cmap("tab10" if len(devices) <= 10 else "tab20")
     colors = {d: cmap(i % cmap.N) for i, d in enumerate(devices)}
     names = [o.name for o in objs]
@@ -54,7 +78,7 @@ def _figure(df: pl.DataFrame, objs: Sequence[Objective], title: str):  # -> matp
                 ax = axes[i][j]
                 if i == j:
                     for d in devices:
-                        sub = df.filter(pl.col("device_name") == d)[names[i]].to_numpy()
+                        sub = df.filter(pl.col(_SERIES) == d)[names[i]].to_numpy()
                         ax.hist(sub, bins=30, alpha=0.5, color=colors[d])
                 else:
                     _pair(ax, df, objs[j], objs[i], devices, colors, labels=False)
@@ -71,15 +95,25 @@ def _figure(df: pl.DataFrame, objs: Sequence[Objective], title: str):  # -> matp
 
 def _pair(ax, df, ox: Objective, oy: Objective, devices, colors, labels: bool) -> None:
     for d in devices:
-        sub = df.filter(pl.col("device_name") == d)
+        sub = df.filter(pl.col(_SERIES) == d)
+        marker = sub[_MARKER][0]
         rest = sub.filter(~pl.col("pareto_front"))
         front = sub.filter(pl.col("pareto_front"))
-        ax.scatter(rest[ox.name], rest[oy.name], s=12, alpha=0.35, color=colors[d], label=f"{d} ({sub.height} rows)")
+        ax.scatter(
+            rest[ox.name],
+            rest[oy.name],
+            s=12,
+            alpha=0.35,
+            color=colors[d],
+            marker=marker,
+            label=f"{d} ({sub.height} rows)",
+        )
         ax.scatter(
             front[ox.name],
             front[oy.name],
             s=30,
             color=colors[d],
+            marker=marker,
             edgecolors="black",
             linewidths=0.8,
             label=f"{d} front ({front.height})",
@@ -138,11 +172,16 @@ def plot_front(
             f"rows from several tasks ({', '.join(tasks)}): fronts across tasks mean nothing; pick one with --task"
         )
     names = [o.name for o in objs]
-    df = df.with_columns(pl.col("device_name").fill_null("unknown device")).filter(complete_expr(objs))
+    df = df.with_columns(pl.col("device_name").fill_null("unknown device"), pl.col("budget").fill_null(""))
+    df = df.filter(complete_expr(objs))
     if df.height == 0:
         raise ConfigError(f"no rows with all of {', '.join(names)} to plot")
     df = annotate(df.with_columns([pl.col(n).cast(pl.Float64) for n in names]), objs, mix_hardware=mix_hardware)
-    title = f"{tasks[0]}: {', '.join(map(str, objs))} — {df.height} rows" + (f" — {source}" if source else "")
+    df = _with_series(df)
+    budgets = sorted(df["budget"].unique().to_list())
+    scope = _budget_label(budgets[0]) if len(budgets) == 1 else f"{len(budgets)} budgets, a front each"
+    title = f"{tasks[0]} ({scope}): {', '.join(map(str, objs))} — {df.height} rows"
+    title += f" — {source}" if source else ""
     if mix_hardware:
         title += " (front across devices)"
     import matplotlib.pyplot as plt
@@ -158,8 +197,8 @@ def plot_front(
             svg = svg[svg.find("<svg") :]
             front = (
                 df.filter(pl.col("pareto_front"))
-                .select(["arch_id", "device_name", *names])
-                .sort(["device_name", names[0]])
+                .select(["arch_id", "budget", "device_name", *names])
+                .sort(["budget", "device_name", names[0]])
             )
             tmp.write_text(_html(svg, front, title))
         else:
