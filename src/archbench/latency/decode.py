@@ -17,6 +17,7 @@ which is then left null with the reason (counted from torch's own compile counte
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule, summarize
 from archbench.latency.timing import compile_events, time_callable
 from archbench.search_space.architecture import Architecture
+from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
 
 EXEC_MODES = ("eager", "compile")
@@ -181,11 +183,16 @@ def measure_generate(
     exec_mode: str = "eager",
     rule: StopRule | None = None,
     warmup_runs: int = 2,
+    flex_compile: bool | None = True,
     gpu: Gpu | None = None,
     seed: int = 0,
 ) -> ModelMeasurement:
     """Time to first token and time per output token of greedy generation: ``batch`` prompts of
-    ``prompt`` tokens (default: half of ``max_seq_len``), ``new_tokens`` new tokens each."""
+    ``prompt`` tokens (default: half of ``max_seq_len``), ``new_tokens`` new tokens each.
+
+    As in :func:`~archbench.latency.measure_model`, windowed patterns prefill through compiled
+    FlexAttention (``flex_compile=True``, the kernel a deployment runs; eager flex on a CPU is a slow
+    reference); None leaves the per-device default."""
     arch = _resolve_arch(model, arch)
     device = _device(device)
     prompt = arch.max_seq_len // 2 if prompt is None else prompt
@@ -237,7 +244,9 @@ def measure_generate(
     tpots: list[float] = []
     recompiles = 0
     reason = "not run"
-    with torch.inference_mode():
+    flex_mode = flex_compile_mode(flex_compile) if flex_compile is not None else contextlib.nullcontext()
+    with flex_mode, torch.inference_mode():
+        used_flex = flex_compiled(device)
         try:
             _first_call(generate, sync, rec, exec_mode)
             runs, start = 0, time.perf_counter()
@@ -279,7 +288,7 @@ def measure_generate(
     hw = _hardware(
         device, gpu, "generate", exec_mode, "cuda_event" if cuda else "perf_counter",
         generate_batch=batch, generate_prompt=prompt, generate_new_tokens=new_tokens,
-        recompiles_in_window=recompiles, latency_stop_reason=reason,
+        recompiles_in_window=recompiles, latency_stop_reason=reason, flex_compiled=used_flex,
     )  # fmt: skip
     notes = (f"kv_cache_mb: the cache after all {prompt + new_tokens - 1} tokens",)
     return ModelMeasurement(rec.metrics, rec.reasons, hw, None, None, None, None, notes)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,13 +35,14 @@ from archbench.search_space.residual import Connection, ResidualType, make_norm
 ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
 
 
+@dataclass(frozen=True)
 class DecodeSlot:
-    """One layer's part of an incremental step: where the new tokens start, the cache they attend to
-    (None: they are the prompt), and the layer's cache after the step (written by the attention)."""
+    """One layer's part of an incremental step: where the new tokens start and the cache they attend
+    to (None: they are the prompt). The layer's cache after the step is *returned*, not written here:
+    values flow through torch.compile's graphs, side effects on Python objects may not."""
 
-    def __init__(self, pos: int, past: LayerCache | None) -> None:
-        self.pos, self.past = pos, past
-        self.present: LayerCache | None = None
+    pos: int
+    past: LayerCache | None
 
 
 class Rotary(nn.Module):
@@ -80,12 +82,12 @@ class SelfAttention(nn.Module):
         v_first: Tensor | None,
         v_mix: ValueMix | None,
         slot: DecodeSlot | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Returns the output and this layer's values (before any value-residual mixing).
+    ) -> tuple[Tensor, Tensor, LayerCache | None]:
+        """Returns the output, this layer's values (before any value-residual mixing) and its cache.
 
         With a ``slot`` the tokens of ``x`` sit at positions ``slot.pos ..``: they attend to the slot's
-        cache (or are the prompt), and the layer's new cache goes to ``slot.present``. The cache holds
-        the values *after* value-residual mixing: they are what later queries attend to.
+        cache (or are the prompt), and the layer's cache after them is returned (None without a slot).
+        The cache holds the values *after* value-residual mixing: they are what later queries attend to.
         """
         b, s, w = x.shape
         q, k, v = self.qkv(x).split([w, self.kv_dim, self.kv_dim], dim=-1)
@@ -100,13 +102,14 @@ class SelfAttention(nn.Module):
         offset = slot.pos if slot is not None else 0
         if rotary is not None:
             q, k = rotary(q, offset), rotary(k, offset)
+        present: LayerCache | None = None
         if slot is None:
             y = pattern(q, k, v)
         elif slot.past is None:
-            y, slot.present = pattern.prefill(q, k, v)
+            y, present = pattern.prefill(q, k, v)
         else:
-            y, slot.present = pattern.step(q, k, v, slot.past, slot.pos)
-        return self.proj(y.transpose(1, 2).reshape(b, s, w)), v_own
+            y, present = pattern.step(q, k, v, slot.past, slot.pos)
+        return self.proj(y.transpose(1, 2).reshape(b, s, w)), v_own, present
 
 
 class FeedForward(nn.Module):
@@ -148,17 +151,20 @@ class Block(nn.Module):
         v_first: Tensor | None = None,
         v_mix: ValueMix | None = None,
         slot: DecodeSlot | None = None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, LayerCache | None]:
+        """The layer's output, its attention values and (with a ``slot``) its cache after the step."""
         values: list[Tensor] = []
+        presents: list[LayerCache | None] = []
 
         def attend(h: Tensor) -> Tensor:
-            out, v = self.attn(h, pattern, rotary, v_first, v_mix, slot)
+            out, v, present = self.attn(h, pattern, rotary, v_first, v_mix, slot)
             values.append(v)
+            presents.append(present)
             return out
 
         x = self.attn_conn(x, attend, rate)
         x = self.ffn_conn(x, self.ffn, rate)
-        return x, values[0]
+        return x, values[0], presents[0]
 
 
 class Trunk(nn.Module):
@@ -210,8 +216,13 @@ class Trunk(nn.Module):
         depth = self.arch.depth
         return self.arch.drop_path * (layer / (depth - 1) if depth > 1 else 1.0)
 
-    def forward(self, idx: Tensor, slots: list[DecodeSlot] | None = None) -> Tensor:
-        """Hidden states of ``idx``; with ``slots`` (one per layer) an incremental step at ``slots[0].pos``."""
+    def forward(self, idx: Tensor) -> Tensor:
+        """Hidden states of ``idx``."""
+        return self.run(idx)[0]
+
+    def run(self, idx: Tensor, slots: list[DecodeSlot] | None = None) -> tuple[Tensor, tuple[LayerCache | None, ...]]:
+        """Hidden states of ``idx`` and each layer's cache; with ``slots`` (one per layer) an incremental
+        step at ``slots[0].pos`` (without, the caches are None)."""
         arch = self.arch
         s = idx.shape[1]
         pos = slots[0].pos if slots else 0
@@ -221,6 +232,7 @@ class Trunk(nn.Module):
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(pos, pos + s, device=idx.device))
         history: list[Tensor] = [x]
+        presents: list[LayerCache | None] = []
         v_first: Tensor | None = None
         for layer in range(arch.depth):
             block = self.blocks[layer % arch.unique_layers]
@@ -228,7 +240,8 @@ class Trunk(nn.Module):
             # tensor that requires grad but has no grad_fn, which torch's module hooks refuse.
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             slot = slots[layer] if slots else None
-            x, v = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
+            x, v, present = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
+            presents.append(present)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
             if self.dwa is not None:
@@ -237,7 +250,7 @@ class Trunk(nn.Module):
                 x = sum(weights[j] * h for j, h in enumerate(history))  # type: ignore[assignment]
         if self.norm_f is not None:
             x = self.norm_f(x)
-        return x
+        return x, tuple(presents)
 
 
 class DecoderLM(nn.Module):
@@ -265,11 +278,9 @@ class DecoderLM(nn.Module):
         """
         pos = 0 if past is None else past.pos
         layers = past.layers if past is not None else (None,) * self.arch.depth
-        slots = [DecodeSlot(pos, layer) for layer in layers]
-        logits = self.lm_head(self.trunk(idx, slots))
-        present = tuple(slot.present for slot in slots)
+        x, present = self.trunk.run(idx, [DecodeSlot(pos, layer) for layer in layers])
         assert all(p is not None for p in present), "every layer must leave its cache"
-        return logits, KVCache(present, pos + idx.shape[1])  # type: ignore[arg-type]
+        return self.lm_head(x), KVCache(present, pos + idx.shape[1])  # type: ignore[arg-type]
 
     @torch.no_grad()
     def generate(self, prompt: Tensor, new_tokens: int) -> tuple[Tensor, Tensor]:
