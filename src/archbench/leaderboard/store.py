@@ -167,12 +167,13 @@ class Store:
                 df.write_parquet(fh, metadata=meta, statistics=True)
                 fh.flush()
                 os.fsync(fh.fileno())
+                size = os.fstat(fh.fileno()).st_size  # not stat() after the rename: a compactor may merge it away
             os.rename(tmp, directory / name)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         fsync_dir(directory)
-        return PartInfo(name, directory / name, (directory / name).stat().st_size, df.height, SCHEMA_VERSION, replaces)
+        return PartInfo(name, directory / name, size, df.height, SCHEMA_VERSION, replaces)
 
     # ---- listing --------------------------------------------------------------------------------
     def exists(self) -> bool:
