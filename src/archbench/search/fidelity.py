@@ -141,6 +141,7 @@ class Funnel:
         self.done: list[dict[int, Completion]] = [{} for _ in range(n)]
         self.rows: dict[int, dict[str, Any]] = {}  # rung-0 row of each candidate (its arch and measurement)
         self.launched: list[set[int]] = [set() for _ in range(n)]  # rung >= 1: promotions submitted
+        self._top: dict[int, list[int]] = {}  # each rung's quota, until a new completion arrives there
         self._log = Path(study_dir) / "promotions.jsonl"
         if self._log.exists():
             for line in self._log.read_text().splitlines():
@@ -159,11 +160,14 @@ class Funnel:
         if row.get("status") in NEVER_TRAINED:
             return
         self.done[rung][trial] = Completion(trial, values, feasible=row.get("feasible") is not False)
+        self._top.pop(rung, None)
 
     def next_promotion(self) -> tuple[int, int] | None:
         """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies."""
         for r in reversed(range(len(self.done) - 1)):
-            for trial in top_of_rung(list(self.done[r].values()), self.objectives, self.eta):
+            if r not in self._top:
+                self._top[r] = top_of_rung(list(self.done[r].values()), self.objectives, self.eta)
+            for trial in self._top[r]:
                 if trial not in self.launched[r + 1] and trial in self.rows:
                     return trial, r + 1
         return None
