@@ -2,11 +2,14 @@
 
 Samples ``--n`` architectures from the ``lm_tiny`` space (quant modes this device cannot run left
 out), trains each with the default short budget and with ``--factor`` times that budget, and reports
-the Spearman rank correlation of their validation losses (target: >= 0.8). Prints a table and writes
-JSON to ``benchmarks/results/``.
+the Spearman rank correlation of their validation losses (target: >= 0.8). With ``--noise-ceiling``
+the long budget is also trained with a second seed: the rank correlation of the long budget with itself
+under another seed is the most any proxy can show against one long run (training noise alone).
+Prints a table and writes JSON to ``benchmarks/results/``.
 
     python benchmarks/proxy_fidelity.py                      # 12 archs, default budget vs 4x, charlm
     python benchmarks/proxy_fidelity.py --n 16 --budget steps=300 --task charlm
+    python benchmarks/proxy_fidelity.py --noise-ceiling --lr 6e-3   # seed-to-seed ceiling, another peak lr
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from archbench import SearchSpace
-from archbench.evaluators import DEFAULT_BUDGET, Budget, evaluate, resolve_device
+from archbench.evaluators import DEFAULT_BUDGET, Budget, TrainConfig, evaluate, resolve_device
 from archbench.evaluators.measurement import fingerprint
 from archbench.search_space.quantize import supported_quants
 
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: robust on a shared machine)"
     )
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr, help=f"peak learning rate ({TrainConfig.lr})")
+    parser.add_argument("--noise-ceiling", action="store_true", help="also train the long budget with seed + 1")
     parser.add_argument("--out", default=None, help="JSON path (default results/proxy_fidelity_<device>.json)")
     args = parser.parse_args(argv)
 
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     long = short.scaled(args.factor)
     space = SearchSpace.builtin(args.space).for_device(supported_quants(device))
     archs = space.sample(args.n, seed=args.seed)
+    config = TrainConfig(lr=args.lr)
     console = Console()
     console.print(f"proxy fidelity: {args.n} archs from {space.name}, task {args.task}, {short} vs {long} on {device}")
 
@@ -84,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for i, arch in enumerate(archs):
         row: dict[str, Any] = {"arch_id": arch.arch_id, "describe": arch.describe(), "arch": arch.to_dict()}
-        for label, budget in (("short", short), ("long", long)):
-            r = evaluate(arch, args.task, budget, seed=args.seed, device=device, measure=False)
+        runs = [("short", short, args.seed), ("long", long, args.seed)]
+        if args.noise_ceiling:
+            runs.append(("long_seed2", long, args.seed + 1))
+        for label, budget, seed in runs:
+            r = evaluate(arch, args.task, budget, seed=seed, device=device, measure=False, config=config)
             row[label] = {
                 "status": r.status,
                 "reason": r.reason,
@@ -101,12 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             f"long {lg['status']} {lg['val_loss']} ({time.perf_counter() - t0:.0f} s)"
         )
 
-    def pairs(metric: str) -> tuple[list[float], list[float]]:
-        both = [
-            (r["short"][metric], r["long"][metric])
-            for r in rows
-            if r["short"]["status"] == "ok" and r["long"]["status"] == "ok"
-        ]
+    def pairs(metric: str, a: str = "short", b: str = "long") -> tuple[list[float], list[float]]:
+        both = [(r[a][metric], r[b][metric]) for r in rows if r[a]["status"] == "ok" and r[b]["status"] == "ok"]
         both = [(a, b) for a, b in both if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
         return [a for a, _ in both], [b for _, b in both]
 
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     rho = spearman(xs, ys)
     xq, yq = pairs("val_loss_quant")
     rho_q = spearman(xq, yq)
+    ceiling = spearman(*pairs("val_loss", "long", "long_seed2")) if args.noise_ceiling else None
     elapsed = time.perf_counter() - t0
 
     table = Table(title=f"proxy fidelity on {args.task}: val_loss after {short} vs {long} ({device})")
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({verdict} target {TARGET}); rho(val_loss_quant) = {rho_q if rho_q is None else round(rho_q, 3)}; "
         f"{elapsed:.0f} s"
     )
+    if args.noise_ceiling:
+        console.print(f"noise ceiling: rho(val_loss, {long} seed {args.seed} vs seed {args.seed + 1}) = {ceiling}")
 
     out = Path(args.out) if args.out else RESULTS / f"proxy_fidelity_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
         "spearman_val_loss": rho,
         "spearman_val_loss_quant": rho_q,
+        "lr": args.lr,
+        "noise_ceiling_long_vs_long_other_seed": ceiling,
         "n_compared": len(xs),
         "target": TARGET,
         "meets_target": None if rho is None else rho >= TARGET,
