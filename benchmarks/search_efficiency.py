@@ -2,11 +2,12 @@
 
 Two kinds of problems, both answered without training so that many seeds are cheap:
 
-* **Tabular** (``lm_bench``): a 81-architecture space (depth x width x attention x residual) whose
-  every member was trained on ``charlm`` and measured once, for real, on this machine; the table is a
-  leaderboard under ``benchmarks/data/tabular_lm_bench`` (built by ``--build-table`` with Ray, reused
-  afterwards). Strategies run through the real driver with the ``lookup`` evaluator
-  (``val_loss`` x ``latency_ms``), so this also exercises the lookup path end to end.
+* **Tabular**: a space whose every member was trained on ``charlm`` and measured once, for real, on
+  this machine; the table is a leaderboard under ``benchmarks/data/`` (built by ``--build-table`` with
+  Ray, resumable, reused afterwards). ``--table small``: 81 architectures (depth x width x attention x
+  residual); ``--table large`` (default): 480 (depth x width x FFN ratio x attention x residual).
+  Strategies run through the real driver with the ``lookup`` evaluator (``val_loss`` x
+  ``latency_ms``), so this also exercises the lookup path end to end.
 * **Synthetic** (pymoo's ZDT1 with 2 objectives and DTLZ2 with 3): the variables are discretised to
   101 levels and the strategies run through the same ask/tell contract on a small vector "space".
 
@@ -17,8 +18,9 @@ the same at 0.2 ms as at 20 ms. ZDT1's reference point is (1.1, 10) because rand
 f2 of about 5 at the start. Random search is the baseline.
 Writes ``benchmarks/results/search_efficiency.json`` and ``search_efficiency.png``.
 
-    python benchmarks/search_efficiency.py --build-table      # once: trains and measures 81 archs
+    python benchmarks/search_efficiency.py --build-table      # once: trains and measures the table's archs
     python benchmarks/search_efficiency.py                    # strategies x seeds on all problems
+    python benchmarks/search_efficiency.py --table small --tabular-evals 16   # the 81-arch table
 """
 
 from __future__ import annotations
@@ -42,28 +44,37 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-TABLE = HERE / "data" / "tabular_lm_bench"
 TASK, BUDGET = "charlm", "steps=60"
-BENCH_FIELDS = {
-    "depth": [1, 2, 4],
-    "width": [32, 64, 128],
-    "heads": 2,
-    "ffn_ratio": 2.0,
-    "attention": ["dense", "sliding_window", "linear"],
-    "window": 16,
-    "residual": ["pre_ln", "rezero", "laurel"],
-    "max_seq_len": 64,
-    "vocab_size": 256,
-    "quant": "fp32",
-}
+COMMON = {"heads": 2, "window": 16, "max_seq_len": 64, "vocab_size": 256, "quant": "fp32"}
+TABLES: dict[str, tuple[Path, dict[str, Any]]] = {  # name -> (leaderboard, space fields)
+    "small": (
+        HERE / "data" / "tabular_lm_bench",
+        {"depth": [1, 2, 4], "width": [32, 64, 128], "ffn_ratio": 2.0,
+         "attention": ["dense", "sliding_window", "linear"], "residual": ["pre_ln", "rezero", "laurel"], **COMMON},
+    ),
+    "large": (
+        HERE / "data" / "tabular_lm_bench_large",
+        {"depth": [1, 2, 3, 4, 6], "width": [32, 64, 96, 128], "ffn_ratio": [2.0, 4.0],
+         "attention": ["dense", "sliding_window", "linear"], "residual": ["pre_ln", "post_ln", "rezero", "laurel"],
+         **COMMON},
+    ),
+}  # fmt: skip
+TABLE, BENCH_FIELDS = TABLES["large"]
 STRATEGIES = ["random", "optuna_nsga2", "optuna_tpe", "optuna_nsga3", "pymoo_nsga2", "pymoo_nsga3", "pymoo_agemoea"]
 DEFAULT = "optuna_nsga2"
+
+
+def use_table(name: str) -> None:
+    """Select the tabular benchmark the functions below read and build."""
+    global TABLE, BENCH_FIELDS
+    TABLE, BENCH_FIELDS = TABLES[name]
 
 
 def bench_space() -> Any:
     from archbench import SearchSpace
 
-    return SearchSpace.from_dict({"name": "lm_bench", "fields": BENCH_FIELDS})
+    name = "lm_bench" if TABLE.name == "tabular_lm_bench" else "lm_bench_large"
+    return SearchSpace.from_dict({"name": name, "fields": BENCH_FIELDS})
 
 
 def build_table(workers: int) -> None:
@@ -83,14 +94,14 @@ def build_table(workers: int) -> None:
         address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
     )
     evaluator = TrainEvaluator(task=TASK, budget=BUDGET, seed=0, threads=1)
-    run = ray.remote(lambda a, n: evaluator(a, study="tabular_lm_bench", trial=n)).options(num_cpus=1)
+    run = ray.remote(lambda a, n: evaluator(a, study=TABLE.name, trial=n)).options(num_cpus=1)
     pending = {run.remote(a, i): a for i, a in enumerate(todo)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
             pending.pop(ref)
             result = ray.get(ref)
-            lb.append([result.to_row()])
+            lb.append([result.to_row()])  # one part per row: a build stopped midway resumes
             print(f"  {result.arch.describe():70s} {result.status} val_loss={result.metric('val_loss')}", flush=True)
     ray.shutdown()
     lb.compact()
@@ -210,20 +221,26 @@ def table_facts() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build-table", action="store_true", help="train + measure the 81-arch table first")
+    parser.add_argument("--build-table", action="store_true", help="train + measure the table's archs first")
+    parser.add_argument("--table", choices=sorted(TABLES), default="large", help="tabular benchmark (large: 480)")
+    parser.add_argument("--build-only", action="store_true", help="build the table, run no strategies")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--tabular-evals", type=int, default=30)
     parser.add_argument("--synthetic-evals", type=int, default=200)
     parser.add_argument("--strategies", nargs="*", default=STRATEGIES)
     args = parser.parse_args()
-    if args.build_table:
+    use_table(args.table)
+    if args.build_table or args.build_only:
         build_table(args.workers)
+    if args.build_only:
+        return
+    tab_name = TABLE.name
 
     results: dict[str, Any] = {}
     facts = table_facts()
     problems = {
-        "tabular_lm_bench": (args.tabular_evals, lambda st, sd, cp: run_tabular(st, sd, args.tabular_evals, cp, facts)),
+        tab_name: (args.tabular_evals, lambda st, sd, cp: run_tabular(st, sd, args.tabular_evals, cp, facts)),
         "zdt1": (args.synthetic_evals, lambda st, sd, cp: run_synthetic("zdt1", st, sd, args.synthetic_evals, cp)),
         "dtlz2": (args.synthetic_evals, lambda st, sd, cp: run_synthetic("dtlz2", st, sd, args.synthetic_evals, cp)),
     }
@@ -248,7 +265,7 @@ def main() -> None:
             spr = results[name]["strategies"][strategy]["seconds_per_run"]
             print(f"{strategy:15s} " + " ".join(f"{v:6.3f}" for v in med) + f"   {ratio:8.3f}  {spr:5.1f}", flush=True)
 
-    tab = results["tabular_lm_bench"]["strategies"]
+    tab = results[tab_name]["strategies"]
     target = tab[DEFAULT]["ratio_to_random_final"] if DEFAULT in tab and "random" in tab else None
     out = {
         "benchmark": "search_efficiency",
@@ -269,10 +286,11 @@ def main() -> None:
         "results": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "search_efficiency.json").write_text(json.dumps(out, indent=2))
-    plot(results, RESULTS / "search_efficiency.png")
+    stem = "search_efficiency" if args.table == "large" else f"search_efficiency_{args.table}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2))
+    plot(results, RESULTS / f"{stem}.png")
     print(f"\ndefault ({DEFAULT}) vs random on the table at {args.tabular_evals} evaluations: {target:.3f}x")
-    print(f"wrote {RESULTS / 'search_efficiency.json'} and search_efficiency.png")
+    print(f"wrote {RESULTS / stem}.json and {stem}.png")
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
