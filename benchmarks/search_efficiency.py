@@ -61,7 +61,7 @@ TABLES: dict[str, tuple[Path, dict[str, Any]]] = {  # name -> (leaderboard, spac
 }  # fmt: skip
 TABLE, BENCH_FIELDS = TABLES["large"]
 STRATEGIES = ["random", "optuna_nsga2", "optuna_tpe", "optuna_nsga3", "pymoo_nsga2", "pymoo_nsga3", "pymoo_agemoea"]
-DEFAULT = "optuna_nsga2"
+DEFAULT = "optuna_tpe"  # archbench's default search (conf/search/tpe.yaml)
 
 
 def use_table(name: str) -> None:

@@ -51,7 +51,7 @@ class SearchConfig:
     space: SearchSpace
     task: str = "charlm"
     budget: str = "steps=200"
-    strategy: str = "optuna_nsga2"
+    strategy: str = "optuna_tpe"
     strategy_options: dict[str, Any] = field(default_factory=dict)
     objectives: tuple[Objective, ...] = (Objective("val_loss"), Objective("latency_ms"))
     n_trials: int = 16

@@ -170,13 +170,15 @@ class OptunaNSGA3(OptunaStrategy):
 
 @STRATEGIES.register("optuna_tpe")
 class OptunaTPE(OptunaStrategy):
-    """Optuna's multi-objective TPE (MOTPE), multivariate, ``n_startup_trials`` random first."""
+    """Optuna's multi-objective TPE (MOTPE), multivariate, ``n_startup_trials`` random first; the
+    constant liar keeps trials asked while others run from piling onto the same point."""
 
     def make_sampler(self, seed: int) -> BaseSampler:
         return optuna.samplers.TPESampler(
             seed=seed,
             n_startup_trials=int(self.options.get("n_startup_trials", 8)),
             multivariate=True,
+            constant_liar=True,
         )
 
 
