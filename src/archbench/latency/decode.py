@@ -43,7 +43,7 @@ DECODE_KEYS = ("decode_ms_per_token", "decode_p90_ms", "decode_cv", "decode_samp
 GENERATE_KEYS = ("ttft_ms", "tpot_ms", "generate_cv", "generate_samples")
 
 
-def _decoder(model: nn.Module, arch: Architecture) -> Callable[..., tuple[Tensor, Any]]:
+def _decoder(model: nn.Module) -> Callable[..., tuple[Tensor, Any]]:
     decode = getattr(model, "decode", None)
     if decode is None:
         raise ConfigError(f"{type(model).__name__} has no incremental decoding (decode/generate need a decoder LM)")
@@ -112,7 +112,7 @@ def measure_decode(
             f"batch={batch}, context={context}: need batch >= 1 and 1 <= context < max_seq_len={arch.max_seq_len}"
         )
     model = model.to(device).eval()
-    decode = _exec(_decoder(model, arch), exec_mode)
+    decode = _exec(_decoder(model), exec_mode)
     sync = _sync(device)
     if gpu is None:
         gpu = open_gpu(device.index or torch.cuda.current_device()) if device.type == "cuda" else NullGpu("cpu")
@@ -202,7 +202,7 @@ def measure_generate(
             f"prompt + new <= max_seq_len={arch.max_seq_len}"
         )
     model = model.to(device).eval()
-    decode = _exec(_decoder(model, arch), exec_mode)
+    decode = _exec(_decoder(model), exec_mode)
     cuda = device.type == "cuda"
     sync = _sync(device)
     if gpu is None:
