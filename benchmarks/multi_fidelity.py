@@ -1,6 +1,6 @@
 """The multi-fidelity funnel against the single-fidelity default at the same wall-clock budget.
 
-On ``charlm`` with ``space=lm_tiny`` and the default strategy (Optuna NSGA-II), for each seed it runs two
+On ``charlm`` with ``space=lm_tiny`` and Optuna NSGA-II (the default when this was written), for each seed it runs two
 searches of ``--wall`` seconds each (``search timeout``: nothing new starts after it; rows that land later
 are not counted) on one local Ray instance with ``--concurrency`` workers, one torch thread each, warmed
 by a short search first so that no arm pays for starting workers; every trial is measured as
@@ -59,6 +59,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         space=SearchSpace.builtin(args.space),
         task="charlm",
         budget=args.base if arm == "halving" else top_budget,
+        strategy="optuna_nsga2",  # as recorded in the results (the default strategy is now TPE)
         fidelity=fidelity if arm == "halving" else FidelityConfig(),
         objectives=OBJECTIVES,
         n_trials=10_000,  # the wall-clock budget ends the run
