@@ -27,13 +27,13 @@ from torch import Tensor, nn
 
 from archbench.errors import ConfigError
 from archbench.latency.fingerprint import hardware_fingerprint
-from archbench.latency.measure import ModelMeasurement, _cuda_graph, _device, _Record, _resolve_arch
+from archbench.latency.measure import ModelMeasurement, _cuda_graph, _device, _Record, _resolve_arch, first_call
 from archbench.latency.memory import peak_memory_mb
 from archbench.latency.monitor import Monitor
 from archbench.latency.nvml import Gpu, NullGpu, open_gpu
 from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule, summarize
-from archbench.latency.timing import compile_events, time_callable
+from archbench.latency.timing import compile_events, time_unspoiled
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
@@ -69,17 +69,6 @@ def _hardware(device: torch.device, gpu: Gpu, mode: str, exec_mode: str, method:
     hw = dict(hardware_fingerprint(device, gpu))
     hw.update({"measure_mode": mode, "exec_mode": exec_mode, "timing_method": method, **extra})
     return hw
-
-
-def _first_call(fn: Callable[[], object], sync: Callable[[], None], rec: _Record, exec_mode: str) -> None:
-    """Run ``fn`` once; for compiled execution its wall time (tracing + compiling + one call) is compile_s."""
-    start = time.perf_counter()
-    fn()
-    sync()
-    if exec_mode == "compile":
-        rec.set("compile_s", time.perf_counter() - start)
-    else:
-        rec.null("compile_s", "eager execution: nothing compiled")
 
 
 def measure_decode(
@@ -126,21 +115,17 @@ def measure_decode(
         try:
             _, cache = model.decode(prompt)  # the warm cache: built once, eagerly (prefill is not timed here)
             step: Callable[[], object] = lambda: decode(nxt, cache)  # noqa: E731
-            _first_call(step, sync, rec, exec_mode)
+            first_call(step, sync, rec, compiled=exec_mode == "compile")
             if cuda_graph:
                 step, graph_note = _cuda_graph(step, device)
                 notes.append(graph_note)
                 if "captured" in graph_note:
                     exec_mode += "+cuda_graph"
             rec.set("kv_cache_mb", cache.mb())
-            for _attempt in range(2):
-                latency = time_callable(
-                    step, device, rule=rule, warmup_calls=warmup_calls, warmup_s=warmup_s,
-                    monitor=Monitor(gpu, sync=sync), window_name="decode",
-                )  # fmt: skip
-                if not latency.spoiled:
-                    break
-            assert latency is not None
+            latency = time_unspoiled(
+                step, device, rule=rule, warmup_calls=warmup_calls, warmup_s=warmup_s,
+                monitor=Monitor(gpu, sync=sync), window_name="decode",
+            )  # fmt: skip
             if latency.spoiled:
                 rec.null(DECODE_KEYS, f"torch.compile recompiled {latency.recompiles}x inside the timed window")
             else:
@@ -248,7 +233,7 @@ def measure_generate(
     with flex_mode, torch.inference_mode():
         used_flex = flex_compiled(device)
         try:
-            _first_call(generate, sync, rec, exec_mode)
+            first_call(generate, sync, rec, compiled=exec_mode == "compile")
             runs, start = 0, time.perf_counter()
             while True:  # warm up on the exact shapes until a whole generation compiles nothing
                 before = compile_events()

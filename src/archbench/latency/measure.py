@@ -28,7 +28,7 @@ from archbench.latency.nvml import Gpu, NullGpu, open_gpu
 from archbench.latency.roofline import Roofline, roofline
 from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule
-from archbench.latency.timing import LatencyResult, repeat_for, time_callable
+from archbench.latency.timing import LatencyResult, repeat_for, time_unspoiled
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
@@ -164,21 +164,11 @@ def measure_model(
     flex_mode = flex_compile_mode(flex_compile) if flex_compile is not None else contextlib.nullcontext()
     with flex_mode, torch.inference_mode():
         try:
-            if compile:  # the first call traces and compiles: its wall time is the compile cost
-                start = time.perf_counter()
-                forward()
-                sync()
-                rec.set("compile_s", time.perf_counter() - start)
-            else:
-                rec.null("compile_s", "eager execution: nothing compiled")
-            for _attempt in range(2):
-                latency = time_callable(
-                    forward, device, rule=rule, warmup_calls=warmup_calls, warmup_s=warmup_s,
-                    flush_l2=flush_l2, monitor=monitor,
-                )  # fmt: skip
-                if not latency.spoiled:
-                    break
-            assert latency is not None
+            first_call(forward, sync, rec, compiled=compile)
+            latency = time_unspoiled(
+                forward, device, rule=rule, warmup_calls=warmup_calls, warmup_s=warmup_s,
+                flush_l2=flush_l2, monitor=monitor,
+            )  # fmt: skip
             if latency.spoiled:
                 rec.null(LATENCY_KEYS, f"torch.compile recompiled {latency.recompiles}x inside the timed window")
             else:
@@ -217,6 +207,18 @@ def measure_model(
     if flex_compile is not None:
         hardware["flex_compiled"] = flex_compile
     return ModelMeasurement(rec.metrics, rec.reasons, hardware, latency, window, flop_count, roof, tuple(notes))
+
+
+def first_call(fn: Callable[[], object], sync: Callable[[], None], rec: _Record, compiled: bool) -> None:
+    """Run ``fn`` once, untimed by the statistics; when ``compiled``, its wall time (tracing, compiling
+    and one call) is ``compile_s``, otherwise ``compile_s`` is null with the reason."""
+    start = time.perf_counter()
+    fn()
+    sync()
+    if compiled:
+        rec.set("compile_s", time.perf_counter() - start)
+    else:
+        rec.null("compile_s", "eager execution: nothing compiled")
 
 
 def _energy(

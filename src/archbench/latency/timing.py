@@ -135,6 +135,13 @@ def time_callable(
     )
 
 
+def time_unspoiled(fn: Callable[[], object], device: torch.device | str = "cpu", **kwargs: object) -> LatencyResult:
+    """:func:`time_callable`, timed once more if a recompile spoiled the first window (the caller checks
+    ``spoiled`` on the result: a second spoiled window is left to it to report)."""
+    result = time_callable(fn, device, **kwargs)  # type: ignore[arg-type]
+    return result if not result.spoiled else time_callable(fn, device, **kwargs)  # type: ignore[arg-type]
+
+
 def repeat_for(fn: Callable[[], object], sync: Callable[[], None], seconds: float) -> int:
     """Call ``fn`` back to back until ``seconds`` have passed (synchronised at the end); returns the count."""
     n, start = 0, time.perf_counter()
