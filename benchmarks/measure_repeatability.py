@@ -77,6 +77,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--cv-target", type=float, default=None, help="default 0.02 on cpu, 0.005 on cuda")
+    parser.add_argument(
+        "--median-ci", type=float, default=None, help="median CI target: default 0.01 on cpu, 0.0025 on cuda; 0: off"
+    )
     parser.add_argument("--time-cap", type=float, default=8.0, help="seconds of timed repetition at most")
     parser.add_argument("--timer-min-run-time", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -89,7 +92,9 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
-    rule = StopRule(cv_target=args.cv_target or (0.005 if cuda else 0.02), time_cap_s=args.time_cap)
+    median_ci = (0.0025 if cuda else 0.01) if args.median_ci is None else args.median_ci
+    cv_target = args.cv_target or (0.005 if cuda else 0.02)
+    rule = StopRule(cv_target=cv_target, median_ci=median_ci, time_cap_s=args.time_cap)
     out = args.out or RESULTS / f"measure_repeatability_{args.device}.json"
 
     models = {}

@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from archbench.cli.argtypes import positive_float, positive_int
+from archbench.cli.argtypes import nonnegative_float, positive_float, positive_int
 from archbench.errors import ConfigError
 
 UNITS = {
@@ -55,6 +55,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     p.add_argument("--classes", type=positive_int, default=None, help="measure the encoder classifier with K classes")
     p.add_argument("--cv-target", type=positive_float, default=0.02, help="stop repeating below this CV (0.02)")
+    p.add_argument(
+        "--median-ci", type=nonnegative_float, default=0.01,
+        help="or stop once the median's 95%% CI half-width is under this fraction of it (0.01; 0: off)",
+    )  # fmt: skip
     p.add_argument("--time-cap", type=positive_float, default=10.0, help="seconds of timed repetition at most (10)")
     p.add_argument("--energy-window", type=positive_float, default=2.0, help="seconds of the energy window (2)")
     p.add_argument("--no-energy", action="store_true", help="skip the energy window")
@@ -83,7 +87,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     deployed = quantize(model, arch.quant, device, copy_model=False)
     if not deployed.ok or deployed.model is None:
         raise ConfigError(f"quant {arch.quant} cannot run on {device}: {deployed.reason}")
-    rule = StopRule(cv_target=args.cv_target, time_cap_s=args.time_cap)
+    rule = StopRule(cv_target=args.cv_target, median_ci=args.median_ci, time_cap_s=args.time_cap)
     exec_mode = "compile" if args.compile else "eager"
     record: dict[str, Any] = {"arch_id": arch.arch_id, "mode": args.mode, "batch": args.batch}
     if args.mode == "decode":

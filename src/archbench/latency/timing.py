@@ -34,7 +34,7 @@ class LatencyResult:
     samples_ms: tuple[float, ...]
     summary: Summary
     method: str  # "cuda_event" | "perf_counter"
-    stop_reason: str  # "converged" | "time_cap" | "max_samples"
+    stop_reason: str  # "converged" | "median_precise" | "time_cap" | "max_samples"
     warmup_calls: int
     warmup_s: float
     threads: int
