@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from archbench import Architecture, build
 from archbench.search_space.attention import BlockSparse, Linear, SlidingWindow, make_pattern
-from archbench.search_space.model import DecoderLM, EncoderClassifier, count_params
+from archbench.search_space.model import POS_INIT_SCALE, DecoderLM, EncoderClassifier, count_params, sinusoids
 from archbench.search_space.residual import DeepNet
 
 RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
@@ -354,3 +354,19 @@ def test_multi_head_ids_are_unchanged_by_the_kv_heads_field() -> None:
     assert Architecture(heads=4, kv_heads=4).arch_id == Architecture().arch_id == "7af87ff765bc"
     assert Architecture(heads=4, kv_heads=2).arch_id != Architecture().arch_id
     assert Architecture().replace(heads=8).kv_heads == 8  # multi-head stays multi-head
+
+
+def test_learned_positions_start_from_the_sinusoidal_table_and_stay_learnable() -> None:
+    model = build(tiny(pos_encoding="learned", width=48, max_seq_len=20))
+    wpe = model.trunk.wpe.weight
+    table = sinusoids(20, 48)
+    assert torch.allclose(wpe, POS_INIT_SCALE * table)
+    pos = torch.arange(20.0)[:, None]
+    assert torch.allclose(table[:, 2], torch.sin(pos[:, 0] / 10000 ** (2 / 48)))  # Vaswani et al.'s frequencies
+    assert torch.allclose(table[:, 3], torch.cos(pos[:, 0] / 10000 ** (2 / 48)))
+    assert torch.equal(sinusoids(4, 5)[0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0]))  # odd widths work
+    assert wpe.requires_grad
+    lm_loss(model, torch.randint(0, VOCAB, (2, 12))).backward()
+    assert wpe.grad is not None and wpe.grad[:11].abs().sum() > 0
+    with torch.device("meta"):  # building still reads no values
+        assert build(tiny(pos_encoding="learned")).trunk.wpe.weight.is_meta

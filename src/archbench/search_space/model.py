@@ -8,7 +8,8 @@ a mean-pooled classification head. Every field of :class:`Architecture` is reali
   FFN hidden size ``round(ffn_ratio * width)`` for gelu and
   swiglu alike (swiglu has three matrices, so more parameters at the same ratio);
 * ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`;
-* ``pos_encoding``: learned absolute embeddings, rotary (RoPE on q and k) or none (NoPE);
+* ``pos_encoding``: learned absolute embeddings (starting from the sinusoidal table, see
+  :func:`sinusoids`), rotary (RoPE on q and k) or none (NoPE);
 * ``tie_embeddings``, ``bias``, ``vocab_size``, ``max_seq_len``; ``norm`` picks LayerNorm or RMSNorm.
 
 ``quant`` is applied after training by :func:`archbench.search_space.quantize.quantize`.
@@ -32,7 +33,25 @@ from archbench.search_space.kv_cache import KVCache, LayerCache
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
 
-ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
+ValueMix = tuple[Tensor, int]
+POS_INIT_SCALE = 0.02  # learned position embeddings start as this times the sinusoidal table (as wte's std)
+
+
+def sinusoids(n: int, d: int, device: torch.device | str | None = None) -> Tensor:
+    """The ``(n, d)`` sinusoidal position table of Vaswani et al. (2017): sin on even, cos on odd features.
+
+    Learned absolute embeddings start from it (times :data:`POS_INIT_SCALE`) instead of noise: from
+    noise, each position's vector is learned separately from the gradient of its own slot, so learned
+    positions lag every other encoding in a short run and catch up only later, which made the short
+    training budget misrank them (proxy fidelity, README). From the table they start where position is
+    already readable and stay fully learnable.
+    """
+    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]
+    freq = torch.pow(10000.0, -torch.arange(0, d, 2, device=device, dtype=torch.float32) / d)
+    table = torch.zeros(n, d, device=device)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: d // 2])
+    return table  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
 
 
 @dataclass(frozen=True)
@@ -197,12 +216,15 @@ class Trunk(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """GPT-2 init (normal 0.02; output projections scaled by 1/sqrt(2*depth)), then the residual
+        """GPT-2 init (normal 0.02; output projections scaled by 1/sqrt(2*depth); learned positions from
+        the sinusoidal table), then the residual
         type's own (e.g. DeepNet's). Connection-owned parameters keep their constructor init."""
         arch = self.arch
         nn.init.normal_(self.wte.weight, std=0.02)
         if self.wpe is not None:
-            nn.init.normal_(self.wpe.weight, std=0.02)
+            with torch.no_grad():
+                w = self.wpe.weight
+                w.copy_(POS_INIT_SCALE * sinusoids(w.shape[0], w.shape[1], device=w.device))
         for block in self.blocks:
             for lin in (block.attn.qkv, block.attn.proj, *block.ffn.linears()):
                 std = 0.02 / math.sqrt(2 * arch.depth) if lin in (block.attn.proj, block.ffn.proj) else 0.02
