@@ -17,6 +17,7 @@ in 0.95..1.05.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -80,6 +81,7 @@ def main() -> int:
     parser.add_argument(
         "--median-ci", type=float, default=None, help="median CI target: default 0.01 on cpu, 0.0025 on cuda; 0: off"
     )
+    parser.add_argument("--min-time", type=float, default=None, help="seconds of timing at least (StopRule's)")
     parser.add_argument("--time-cap", type=float, default=8.0, help="seconds of timed repetition at most")
     parser.add_argument("--timer-min-run-time", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -95,6 +97,8 @@ def main() -> int:
     median_ci = (0.0025 if cuda else 0.01) if args.median_ci is None else args.median_ci
     cv_target = args.cv_target or (0.005 if cuda else 0.02)
     rule = StopRule(cv_target=cv_target, median_ci=median_ci, time_cap_s=args.time_cap)
+    if args.min_time is not None:
+        rule = dataclasses.replace(rule, min_time_s=args.min_time)
     out = args.out or RESULTS / f"measure_repeatability_{args.device}.json"
 
     models = {}

@@ -65,3 +65,23 @@ def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None
     assert factors[-1] == pytest.approx(floor)
     mid = lr_factor(warm + (1 - warm) / 2, warm, floor)
     assert mid == pytest.approx(floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi / 2)))
+
+
+def test_every_default_budget_is_the_one_default() -> None:
+    """The default budget is written where importing torch is unwelcome; they must not drift apart."""
+    from importlib import resources
+
+    import yaml
+
+    from archbench.evaluators import DEFAULT_BUDGET
+    from archbench.search.driver import SearchConfig
+    from archbench.search.trial_evaluators import LookupEvaluator, TrainEvaluator
+
+    charlm = yaml.safe_load(resources.files("archbench.conf").joinpath("task/charlm.yaml").read_text())
+    defaults = {
+        "charlm.yaml": charlm["budget"],
+        "SearchConfig": SearchConfig.__dataclass_fields__["budget"].default,
+        "TrainEvaluator": TrainEvaluator.budget,
+        "LookupEvaluator": LookupEvaluator.budget,
+    }
+    assert defaults == dict.fromkeys(defaults, str(DEFAULT_BUDGET))

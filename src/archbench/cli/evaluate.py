@@ -1,6 +1,6 @@
 """``archbench evaluate ARCH.yaml``: train one architecture briefly on a task, score it and measure it.
 
-    archbench evaluate my_arch.yaml [--task charlm] [--budget steps=200] [--seed 0] [--lr 3e-3]
+    archbench evaluate my_arch.yaml [--task charlm] [--budget steps=400] [--seed 0] [--lr 3e-3]
                                     [--device cpu|cuda] [--no-measure] [--format table|json]
 
 Exit status 0 when the trial's status is ok, 1 for any other recorded status (diverged, oom, failed,

@@ -1,7 +1,7 @@
 """Quality evaluators: tasks (data, loss, metrics), the short-budget trainer and ``evaluate``.
 
     from archbench.evaluators import evaluate
-    result = evaluate(arch, task="charlm", budget="steps=200", seed=0)   # -> TrialResult
+    result = evaluate(arch, task="charlm", budget="steps=400", seed=0)   # -> TrialResult
 
 Built-in tasks (registry :data:`TASKS`): ``charlm`` (default), ``recall``, ``digits``.
 """

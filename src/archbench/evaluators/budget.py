@@ -71,4 +71,5 @@ class Budget:
         return None
 
 
-DEFAULT_BUDGET = Budget("steps", 200)  # x 16 x 64 = ~200k bytes with charlm: seconds per lm_tiny arch on a CPU
+# x 16 x 64 = ~400k bytes of charlm, seconds per lm_tiny arch on a CPU; 200 ranked archs too unlike 4x (README)
+DEFAULT_BUDGET = Budget("steps", 400)

@@ -3,7 +3,7 @@
     lb = archbench.Leaderboard("runs/leaderboard")
     lb.append(rows)                                    # list of dicts / TrialResults or a polars DataFrame
     lb.scan()                                          # polars LazyFrame of every good part
-    lb.pareto(["val_loss", "latency_ms"], task="charlm", budget="steps=200")
+    lb.pareto(["val_loss", "latency_ms"], task="charlm", budget="steps=400")
     lb.hypervolume(["val_loss", "latency_ms"], ref=[4.0, 20.0])
     lb.sql("SELECT arch_id, val_loss FROM results WHERE depth > 8")
     lb.pareto(["val_loss", "latency_ms"], feasible=True, where="peak_mem_mb<=40000")

@@ -50,7 +50,7 @@ class SearchConfig:
 
     space: SearchSpace
     task: str = "charlm"
-    budget: str = "steps=200"
+    budget: str = "steps=400"  # = evaluators.DEFAULT_BUDGET (tests hold them together)
     strategy: str = "optuna_tpe"
     strategy_options: dict[str, Any] = field(default_factory=dict)
     objectives: tuple[Objective, ...] = (Objective("val_loss"), Objective("latency_ms"))

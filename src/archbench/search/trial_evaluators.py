@@ -68,7 +68,7 @@ class TrainEvaluator:
     """
 
     task: str = "charlm"
-    budget: str = "steps=200"
+    budget: str = "steps=400"  # = evaluators.DEFAULT_BUDGET (tests hold them together)
     seed: int = 0
     measure: bool = True
     threads: int = 1
@@ -120,7 +120,7 @@ class LookupEvaluator:
 
     table: str = "runs/leaderboard"
     task: str = "charlm"
-    budget: str = "steps=200"
+    budget: str = "steps=400"  # = evaluators.DEFAULT_BUDGET (tests hold them together)
     seed: int = 0
     hardware: str | None = None  # glob on device_name; None: every device in the table
     rows: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
