@@ -52,7 +52,7 @@ NAMES = [o.name for o in OBJECTIVES]
 def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
-    fidelity = FidelityConfig("halving", rungs, args.eta)
+    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion)
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
     config = SearchConfig(
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="steps=40", help="the funnel's base budget (default steps=40)")
     parser.add_argument("--rungs", default="1,3,9", help="budget multipliers (default 1,3,9)")
     parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--promotion", default="pareto", help="the funnel's promotion rule: pareto | strata")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")
     parser.add_argument("--strategy", default="optuna_tpe", help="search strategy of both arms (default: the default)")

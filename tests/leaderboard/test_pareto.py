@@ -42,10 +42,10 @@ def random_points(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
     return pts
 
 
-SENSES = {2: ["min", "max"], 3: ["min", "max", "min"], 4: ["max", "min", "max", "min"]}
+SENSES = {1: ["max"], 2: ["min", "max"], 3: ["min", "max", "min"], 4: ["max", "min", "max", "min"]}
 
 
-@pytest.mark.parametrize("m", [2, 3, 4])
+@pytest.mark.parametrize("m", [1, 2, 3, 4])  # 1: moocore ranks a lone objective back to front
 @pytest.mark.parametrize("seed", range(6))
 def test_front_and_ranks_match_brute_force(m: int, seed: int) -> None:
     rng = np.random.default_rng(seed)

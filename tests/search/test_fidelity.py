@@ -40,6 +40,26 @@ def test_only_the_top_third_by_nondominated_rank_is_promoted() -> None:
     assert top_of_rung(flipped, maxed, eta=3) == [0, 2]  # the same ranking for a maximised objective
 
 
+def test_strata_promotion_sends_the_best_of_every_cost_neighbourhood() -> None:
+    """Short training favours small models: here every fast trial beats every slow one on loss, so MO-ASHA's
+    rank promotes only fast ones; strata compare loss only among ~eta neighbours in latency."""
+    done = [
+        Completion(0, (2.0, 1.0)), Completion(1, (2.1, 1.1)), Completion(2, (2.2, 1.2)),  # fast, low rung-0 loss
+        Completion(3, (2.6, 5.0)), Completion(4, (2.4, 5.5)), Completion(5, (2.5, 6.0)),
+        Completion(6, (2.9, 9.0)), Completion(7, (3.0, 9.5)), Completion(8, (2.8, 10.0)),
+        Completion(9, None), Completion(10, (0.1, 0.1), feasible=False),
+    ]  # fmt: skip
+    assert top_of_rung(done, OBJ, eta=3) == [0, 1, 2]  # floor(11 / 3) = 3, all from the fast end
+    assert sorted(top_of_rung(done, OBJ, eta=3, promotion="strata")) == [0, 4, 8]  # the best of each stratum
+    assert set(top_of_rung(done, OBJ, eta=3, promotion="strata")) <= set(rank_order(done, OBJ))
+    assert top_of_rung(done[:5], OBJ, eta=3, promotion="strata") == [0]  # one stratum while few have finished
+    assert top_of_rung(done[:2], OBJ, eta=3, promotion="strata") == []
+    faster = (Objective("val_loss"), Objective("throughput", "max"))  # no cost objective: plain rank order
+    assert top_of_rung(done, faster, eta=3, promotion="strata") == top_of_rung(done, faster, eta=3)
+    two_cost = (Objective("params"), Objective("latency_ms"))  # no quality objective: plain rank order
+    assert top_of_rung(done, two_cost, eta=3, promotion="strata") == top_of_rung(done, two_cost, eta=3)
+
+
 def test_the_funnel_promotes_from_the_highest_rung_first_and_logs_it(tmp_path: Path) -> None:
     funnel = Funnel(HALVING, OBJ, tmp_path)
     for t in range(6):
@@ -89,6 +109,7 @@ def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
         ({"mode": "halving", "rungs": (1,)}, "at least two increasing positive budget multipliers"),
         ({"mode": "halving", "rungs": (1, 9, 3)}, "at least two increasing positive budget multipliers"),
         ({"mode": "halving", "eta": 1}, "search.eta=1: must be an integer of at least 2"),
+        ({"mode": "halving", "promotion": "best"}, "search.promotion='best': must be one of pareto, strata"),
     ],
 )
 def test_bad_fidelity_settings_are_one_line(kwargs: dict, message: str) -> None:
@@ -231,6 +252,9 @@ def test_cli_funnel_settings_and_bad_values(tmp_path: Path) -> None:
     config = config_from_dict(compose(["search.fidelity=halving", "budget.rungs=[1,4]", "budget.eta=2", "timeout=60"]))
     assert config.fidelity == FidelityConfig("halving", (1, 4), 2) and config.timeout_s == 60
     assert config_from_dict(compose([])).fidelity.mode == "single"
+    strata = config_from_dict(compose(["search.fidelity=halving", "search.promotion=strata"])).fidelity
+    assert strata.promotion == "strata" and strata.identity()["promotion"] == "strata"
+    assert "promotion" not in FidelityConfig("halving").identity()  # older studies still resume unchanged
     bad = {"search.fidelity=halfing": "search.fidelity='halfing': must be one of single, halving",
            "ray.train_gpu_fraction=0": "ray.train_gpu_fraction=0: must be a number in (0, 1]"}  # fmt: skip
     for arg, message in bad.items():

@@ -58,6 +58,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         mode=str(search.get("fidelity", "single")),
         rungs=tuple(rungs) if isinstance(rungs, list | tuple) else rungs,
         eta=search.get("eta", 3),
+        promotion=str(search.get("promotion", "pareto")),
     )
     from archbench.constraints import parse_constraints
 

@@ -40,6 +40,9 @@ def pareto_ranks(points: np.ndarray, maximise: Sequence[bool]) -> np.ndarray:
 
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
+    if points.shape[1] == 1:  # moocore 0.3 ranks one minimised objective back to front: its rank is its sorted place
+        values = -points[:, 0] if maximise[0] else points[:, 0]
+        return np.unique(values, return_inverse=True)[1].astype(np.int64).reshape(-1)
     return np.asarray(moocore.pareto_rank(points, maximise=list(maximise)), dtype=np.int64)
 
 

@@ -44,6 +44,7 @@ from archbench.leaderboard.pareto import pareto_ranks
 from archbench.leaderboard.schema import IDENTITY, TIMES, arch_fields
 
 FIDELITIES = ("single", "halving")
+PROMOTIONS = ("pareto", "strata")  # how a rung's quota is chosen (see top_of_rung)
 NEVER_TRAINED = ("infeasible",)  # statuses that take no part in a rung's ranking
 
 
@@ -54,6 +55,7 @@ class FidelityConfig:
     mode: str = "single"
     rungs: tuple[float, ...] = (1, 3, 9)
     eta: int = 3
+    promotion: str = "pareto"  # pareto | strata (see top_of_rung)
 
     def __post_init__(self) -> None:
         if self.mode not in FIDELITIES:
@@ -69,6 +71,8 @@ class FidelityConfig:
         object.__setattr__(self, "rungs", tuple(int(m) if float(m).is_integer() else float(m) for m in rungs))
         if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
             raise ConfigError(f"search.eta={self.eta!r}: must be an integer of at least 2")
+        if self.promotion not in PROMOTIONS:
+            raise ConfigError(f"search.promotion={self.promotion!r}: must be one of {', '.join(PROMOTIONS)}")
 
     @property
     def halving(self) -> bool:
@@ -93,7 +97,10 @@ class FidelityConfig:
         """What study.json records (a change is refused like any other setting)."""
         if not self.halving:
             return {"mode": "single"}
-        return {"mode": "halving", "rungs": list(self.rungs), "eta": self.eta}
+        out: dict[str, Any] = {"mode": "halving", "rungs": list(self.rungs), "eta": self.eta}
+        if self.promotion != "pareto":  # recorded only when set, so studies from before still resume
+            out["promotion"] = self.promotion
+        return out
 
 
 @dataclass(frozen=True)
@@ -125,9 +132,39 @@ def rank_order(completions: Sequence[Completion], objectives: Sequence[Objective
     return [good[i].trial for i in order]
 
 
-def top_of_rung(completions: Sequence[Completion], objectives: Sequence[Objective], eta: int) -> list[int]:
-    """ASHA's quota: the best ``floor(n / eta)`` of a rung's ``n`` completions (failed ones count in ``n``)."""
-    return rank_order(completions, objectives)[: len(completions) // eta]
+def top_of_rung(
+    completions: Sequence[Completion], objectives: Sequence[Objective], eta: int, promotion: str = "pareto"
+) -> list[int]:
+    """ASHA's quota: ``floor(n / eta)`` of a rung's ``n`` completions (failed ones count in ``n``).
+
+    ``pareto``: the best by :func:`rank_order` over every objective (MO-ASHA). ``strata``: the promotable
+    completions sorted by the first cost objective (a metric measured before training, e.g. latency_ms,
+    exact at every rung) are cut into ``quota`` contiguous strata of about ``eta`` neighbours, and each
+    stratum sends its best by the quality objectives alone. Short training favours small models (they
+    learn as fast early, not late), so under ``pareto`` large ones are dominated at rung 0 and never go
+    on; ``strata`` compares quality only among candidates of similar cost. Without both a cost and a
+    quality objective it is ``pareto``.
+    """
+    quota = len(completions) // eta
+    ranked = rank_order(completions, objectives)
+    if promotion == "pareto" or quota == 0:
+        return ranked[:quota]
+    from archbench.constraints import PRETRAIN_METRICS
+
+    cost = [i for i, o in enumerate(objectives) if o.name in PRETRAIN_METRICS]
+    quality = [i for i, o in enumerate(objectives) if o.name not in PRETRAIN_METRICS]
+    if not cost or not quality:
+        return ranked[:quota]
+    good = {c.trial: c for c in completions if c.values is not None and c.feasible}
+    sign = -1.0 if objectives[cost[0]].maximise else 1.0
+    by_cost = sorted(good.values(), key=lambda c: (sign * float(c.values[cost[0]]), c.trial))  # type: ignore[index]
+    sub = tuple(objectives[i] for i in quality)
+    chosen = set()
+    for stratum in np.array_split(np.arange(len(by_cost)), min(quota, len(by_cost))):
+        members = [by_cost[i] for i in stratum]
+        picks = rank_order([Completion(c.trial, tuple(c.values[i] for i in quality)) for c in members], sub)  # type: ignore[index]
+        chosen.add(picks[0])
+    return [t for t in ranked if t in chosen]
 
 
 class Funnel:
@@ -137,6 +174,7 @@ class Funnel:
         self.fidelity = fidelity
         self.objectives = tuple(objectives)
         self.eta = fidelity.eta
+        self.promotion = fidelity.promotion
         n = len(fidelity.rungs)
         self.done: list[dict[int, Completion]] = [{} for _ in range(n)]
         self.rows: dict[int, dict[str, Any]] = {}  # rung-0 row of each candidate (its arch and measurement)
@@ -166,7 +204,7 @@ class Funnel:
         """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies."""
         for r in reversed(range(len(self.done) - 1)):
             if r not in self._top:
-                self._top[r] = top_of_rung(list(self.done[r].values()), self.objectives, self.eta)
+                self._top[r] = top_of_rung(list(self.done[r].values()), self.objectives, self.eta, self.promotion)
             for trial in self._top[r]:
                 if trial not in self.launched[r + 1] and trial in self.rows:
                     return trial, r + 1
