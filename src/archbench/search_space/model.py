@@ -33,7 +33,7 @@ from archbench.search_space.kv_cache import KVCache, LayerCache
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
 
-ValueMix = tuple[Tensor, int]
+ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
 POS_INIT_SCALE = 0.02  # learned position embeddings start as this times the sinusoidal table (as wte's std)
 
 
@@ -51,7 +51,7 @@ def sinusoids(n: int, d: int, device: torch.device | str | None = None) -> Tenso
     table = torch.zeros(n, d, device=device)
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq[: d // 2])
-    return table  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
+    return table
 
 
 @dataclass(frozen=True)
@@ -217,8 +217,8 @@ class Trunk(nn.Module):
 
     def _init_weights(self) -> None:
         """GPT-2 init (normal 0.02; output projections scaled by 1/sqrt(2*depth); learned positions from
-        the sinusoidal table), then the residual
-        type's own (e.g. DeepNet's). Connection-owned parameters keep their constructor init."""
+        the sinusoidal table), then the residual type's own (e.g. DeepNet's). Connection-owned parameters
+        keep their constructor init."""
         arch = self.arch
         nn.init.normal_(self.wte.weight, std=0.02)
         if self.wpe is not None:
