@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from archbench import Architecture, build
+from archbench.search_space import attention
 from archbench.search_space.attention import BlockSparse, Linear, SlidingWindow, make_pattern
 from archbench.search_space.model import POS_INIT_SCALE, DecoderLM, EncoderClassifier, count_params, sinusoids
 from archbench.search_space.residual import DeepNet
@@ -104,15 +105,22 @@ def test_flex_equals_dense_attention_with_the_same_mask(cls: type, causal: bool,
     pattern = cls(window, causal)
     mask = pattern.dense_mask(seq, q.device)
     with torch.no_grad():
-        flex = pattern(q, k, v)  # no grad: FlexAttention with a block mask
-    assert pattern.use_flex(q, k, v)
+        flex = attention._flex(q, k, v, pattern.block_mask(seq, q.device))  # FlexAttention with a block mask
+        # Uncompiled on a CPU, inference takes the SDPA path (eager flex is a slow reference) ...
+        assert not pattern.use_flex(q, k, v)
+        inference = pattern(q, k, v)
+        with attention.flex_compile_mode(True):  # ... and compiled, flex itself
+            assert pattern.use_flex(q, k, v)
     sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     ref = naive_attention(q, k, v, mask)
     assert torch.allclose(flex, sdpa, atol=1e-5)
     assert torch.allclose(flex, ref, atol=1e-5)
+    assert torch.allclose(inference, flex, atol=1e-5)
     # The training path (gradients on CPU) runs the same mask through SDPA and agrees.
     qg = q.clone().requires_grad_(True)
     assert not pattern.use_flex(qg, k, v)
+    with attention.flex_compile_mode(True):
+        assert not pattern.use_flex(qg, k, v)  # compiled or not: flex has no backward on a CPU
     assert torch.allclose(pattern(qg, k, v), flex, atol=1e-5)
 
 
@@ -277,8 +285,7 @@ def test_build_accepts_a_mapping_and_checks_num_classes() -> None:
 
 @pytest.mark.slow
 def test_compiled_flex_matches_eager() -> None:
-    """The compiled FlexAttention kernel (the one that saves work) gives the eager numbers."""
-    from archbench.search_space import attention
+    """The compiled FlexAttention kernel (the one that saves work) gives the uncompiled path's numbers."""
 
     torch.manual_seed(6)
     q, k, v = (torch.randn(1, 2, 128, 16) for _ in range(3))
