@@ -56,6 +56,10 @@ METRICS: dict[str, str] = {
 }
 
 
+# The null reason of a quantized model's quality that was not computed (a funnel's screening rungs).
+NOT_VALIDATED = "not validated: validate_quant=False (a screening rung of a funnel ranks on other metrics)"
+
+
 def utc_now() -> str:
     """An ISO-8601 UTC timestamp with microseconds."""
     return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -204,3 +204,15 @@ def test_caller_errors_raise_at_once() -> None:
         evaluate(TINY, "charlm", "steps=1", device="cuda")
     with pytest.raises(ConfigError, match="lr"):
         TrainConfig(lr=-1.0)
+
+
+def test_validate_quant_false_leaves_the_quantized_quality_null_with_the_reason() -> None:
+    from archbench.trial import NOT_VALIDATED
+
+    arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32, quant="int8_weight_only")
+    result = evaluate(arch, "charlm", "steps=2", measure=False, device="cpu", validate_quant=False)
+    assert result.status == "ok" and result.metrics["val_loss"] is not None
+    for name in ("val_loss_quant", "val_bpb_quant"):
+        assert result.metrics[name] is None and result.null_reasons[name] == NOT_VALIDATED
+    whole = evaluate(arch, "charlm", "steps=2", measure=False, device="cpu")
+    assert whole.metrics["val_loss"] == result.metrics["val_loss"] and whole.metrics["val_loss_quant"] is not None

@@ -127,7 +127,8 @@ def test_rung_budgets_scale_the_base_budget() -> None:
 
 def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int) -> None:
     budgets = {0: "steps=10", 1: "steps=30", 2: "steps=90"}
-    assert sorted(df.filter(pl.col("rung") == 0)["trial"].to_list()) == list(range(n_trials))
+    first = df.filter(pl.col("rung") == 0)["trial"]
+    assert first.len() == first.n_unique() == n_trials  # (Optuna numbers later rungs' records too: gaps)
     assert df.select("trial", "rung").is_duplicated().sum() == 0  # one row per trial and rung
     for rung, budget in budgets.items():
         assert (df.filter(pl.col("rung") == rung)["budget"] == budget).all()
@@ -311,3 +312,110 @@ def test_other_gpu_processes_are_counted_at_the_pynvml_boundary() -> None:
     result = type(result)(**{**result.__dict__, "hardware": {"gpu_uuid": "GPU-abc", "device_name": "H100"}})
     flagged = flag_shared_gpu(result, nvml=WithProcesses([me, 5]))
     assert flagged.hardware["gpu_other_processes"] == 1 and flagged.to_row()["gpu_other_processes"] == 1
+
+
+def _learnt(config: object) -> tuple[dict[int, list[float]], dict[str, list[list[float]]]]:
+    """What the study's Optuna journal holds: each trial's told values by trial number, and every record
+    (told trials and later rungs' records) by arch_id."""
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(config.study_dir / "optuna.journal"))  # type: ignore[attr-defined]
+    )
+    study = optuna.load_study(study_name=config.study_name, storage=storage)  # type: ignore[attr-defined]
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert all(t.state == optuna.trial.TrialState.RUNNING for t in study.trials if t not in finished)
+    told = {t.number: list(t.values) for t in finished if "archbench_rung" not in t.user_attrs}
+    records: dict[str, list[list[float]]] = {}
+    for t in finished:
+        records.setdefault(t.user_attrs["arch_id"], []).append(list(t.values))
+    return told, records
+
+
+def _check_learnt(config: object, df: pl.DataFrame, n_trials: int) -> None:
+    """Every candidate was told once; its highest rung's values reached the strategy (told, or learnt
+    afterwards), and it was told its own values of some rung."""
+    told, records = _learnt(config)
+    assert sorted(told) == sorted(df.filter(pl.col("rung") == 0)["trial"].to_list())
+    last = df.sort("rung").group_by("trial").last()
+    for r in last.to_dicts():
+        assert [r["val_loss"], r["latency_ms"]] in records[r["arch_id"]]
+        own = df.filter(pl.col("trial") == r["trial"]).select("val_loss", "latency_ms").rows()
+        assert tuple(told[r["trial"]]) in own
+
+
+def test_each_candidate_is_told_once_and_learnt_at_its_highest_rung(tmp_path: Path) -> None:
+    """Told rung-0 values only, a strategy learns what is good after a short run; here it learns what the
+    funnel found good after the long one (the sleep evaluator's loss falls with the rung's budget)."""
+    config = sleep_config(tmp_path, strategy="optuna_tpe", n_trials=12, budget="steps=10", fidelity=HALVING,
+                          evaluator_options={"seconds": 0.0})  # fmt: skip
+    run_search(config)
+    df = rows(tmp_path / "lb")
+    _funnel_invariants(df, 12, 3)
+    _check_learnt(config, df, 12)
+    told, _ = _learnt(config)
+    later = df.filter(pl.col("rung") >= 1).select("trial", "val_loss", "latency_ms").rows()
+    assert any(told[t] == [v, lat] for t, v, lat in later)  # some waited, and were told a later rung's values
+
+
+def test_a_resumed_funnel_tells_its_waiting_candidates_their_highest_rung(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while candidates wait for promotion (untold, pending in the journal), the rerun tells each of
+    them once, with the row of the highest rung it reached, and asks for no extra candidate."""
+    real = SleepEvaluator.__call__
+    calls = {"rung2": 0}
+
+    def dying(self: SleepEvaluator, arch: object, study: str, trial: int) -> object:
+        if self.rung_budget == "steps=90":
+            calls["rung2"] += 1
+            if calls["rung2"] == 1:
+                raise KeyboardInterrupt
+        return real(self, arch, study, trial)
+
+    config = sleep_config(tmp_path, strategy="optuna_tpe", n_trials=12, budget="steps=10", fidelity=HALVING,
+                          evaluator_options={"seconds": 0.0})  # fmt: skip
+    monkeypatch.setattr(SleepEvaluator, "__call__", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config)
+    monkeypatch.setattr(SleepEvaluator, "__call__", real)
+    told_before, _ = _learnt(config)
+    assert len(told_before) < 12  # some candidates were waiting when the driver died
+    run_search(config)
+    df = rows(tmp_path / "lb")
+    _funnel_invariants(df, 12, 3)
+    _check_learnt(config, df, 12)
+
+
+def test_screening_rungs_skip_the_quantized_models_quality_unless_it_is_ranked(tmp_path: Path) -> None:
+    from archbench.search.driver import _rung_evaluators
+
+    config = sleep_config(tmp_path, budget="steps=10", fidelity=HALVING)
+    flags = [e.validate_quant for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
+    assert flags == [False, False, True]  # only the top rung's rows are whole
+    ranked = sleep_config(tmp_path, budget="steps=10", fidelity=HALVING,
+                          objectives=(Objective("val_loss_quant"), Objective("latency_ms")))  # fmt: skip
+    assert [e.validate_quant for e in _rung_evaluators(ranked, TrainEvaluator(budget="steps=10"))] == [True] * 3
+    from archbench.constraints import parse_constraints
+
+    cons = parse_constraints("val_bpb_quant<=3")
+    judged = sleep_config(tmp_path, budget="steps=10", fidelity=HALVING, constraints=cons)
+    assert [e.validate_quant for e in _rung_evaluators(judged, TrainEvaluator(budget="steps=10"))] == [True] * 3
+
+
+def test_a_row_without_a_needed_metric_is_no_cache_hit(tmp_path: Path) -> None:
+    from archbench import Architecture
+    from archbench.search.driver import _Cache
+    from archbench.trial import NOT_VALIDATED
+
+    lb = Leaderboard(tmp_path / "lb")
+    arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32)
+    base = {**arch.to_dict(), "arch_id": arch.arch_id, "task": "charlm", "budget": "steps=10", "status": "ok",
+            "device_name": "cpu-x", "val_loss": 2.0, "latency_ms": 1.0}  # fmt: skip
+    cache = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, enabled=True, needed=("val_loss_quant",))
+    cache.add({**base, "val_loss_quant": None, "null_reasons": json.dumps({"val_loss_quant": NOT_VALIDATED})})
+    assert cache.get(arch, "steps=10") is None
+    cache.add({**base, "val_loss_quant": None, "null_reasons": json.dumps({"val_loss_quant": "diverged: ..."})})
+    assert cache.get(arch, "steps=10")["val_loss_quant"] is None  # what a new run would give too: a hit
+    cache.add({**base, "val_loss_quant": 2.1})
+    assert cache.get(arch, "steps=10")["val_loss_quant"] == 2.1

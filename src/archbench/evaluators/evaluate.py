@@ -42,7 +42,7 @@ from archbench.evaluators.task import Task, get_task
 from archbench.evaluators.trainer import TrainConfig, train
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
-from archbench.trial import TrialResult, utc_now
+from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
 
 
 @dataclass
@@ -86,9 +86,16 @@ def _finite(metrics: Mapping[str, float]) -> bool:
 
 
 def _run(
-    arch: Architecture, task: Task, budget: Budget, config: TrainConfig, seed: int, device: torch.device
+    arch: Architecture,
+    task: Task,
+    budget: Budget,
+    config: TrainConfig,
+    seed: int,
+    device: torch.device,
+    validate_quant: bool = True,
 ) -> _Outcome:
-    """Train, validate, quantize and validate again; exceptions propagate to :func:`evaluate`."""
+    """Train, validate, quantize and validate again (unless ``validate_quant`` is False: the quantized
+    model is still built, for measurement, but not scored); exceptions propagate to :func:`evaluate`."""
     out = _Outcome()
     batch_size = config.batch_size or task.batch_size
     cuda = [device] if device.type == "cuda" else []
@@ -122,6 +129,10 @@ def _run(
     if not quantized.ok:
         out.status, out.reason = "unsupported", quantized.reason
         out.null(_quant_names(task), f"unsupported: {quantized.reason}")
+        return out
+    if not validate_quant:
+        out.null(_quant_names(task), NOT_VALIDATED)
+        out.deployed = quantized.model
         return out
     try:
         quant_metrics = validate(quantized.model, task, data, device, batch_size)
@@ -160,6 +171,7 @@ def evaluate(
     config: TrainConfig | None = None,
     constraints: ConstraintsArg = None,
     deploy: Deploy | None = None,
+    validate_quant: bool = True,
 ) -> TrialResult:
     """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
 
@@ -167,7 +179,8 @@ def evaluate(
     ``"not measured: measure=False"``). ``config`` holds the optimiser settings (default
     :class:`TrainConfig`). ``constraints`` (``"latency_ms<=20, params<=1e6"``): see the module docstring.
     ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
-    prefill, plus the modes the constraints need.
+    prefill, plus the modes the constraints need. ``validate_quant=False`` leaves the quantized model's
+    quality (``*_quant``) null with the reason (a funnel's screening rungs, which rank on other metrics).
     """
     started = utc_now()
     if not isinstance(arch, Architecture):
@@ -197,7 +210,7 @@ def evaluate(
             return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, cons)
 
     try:
-        out = _run(arch, task_obj, budget_obj, config, seed, dev)
+        out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant)
     except torch.OutOfMemoryError as exc:
         out = _Outcome("oom", f"CUDA out of memory: {one_line(exc)}")
     except MemoryError as exc:

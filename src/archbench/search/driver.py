@@ -41,7 +41,7 @@ from archbench.search.study import check_or_create, driver_lock, space_hash
 from archbench.search.trial_evaluators import failed_result
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
-from archbench.trial import TrialResult, utc_now
+from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,11 @@ class SearchConfig:
         """``deploy`` plus the modes the objectives and constraints need (decode_ms_per_token: decode)."""
         names = [o.name for o in self.objectives] + [c.metric for c in self.constraints]
         return self.deploy.for_metrics(names)
+
+    @property
+    def needed_metrics(self) -> tuple[str, ...]:
+        """The metrics the study ranks or judges on: its objectives' and constraints'."""
+        return tuple(dict.fromkeys([o.name for o in self.objectives] + [c.metric for c in self.constraints]))
 
     @property
     def task_label(self) -> str:
@@ -193,12 +198,20 @@ CACHE_KEYS = ("device_name", "torch_threads", "archbench_version", "deploy")
 class _Cache:
     """ok rows by (arch_id, budget) for this task and these budgets, measured on the same device (same
     ``CACHE_KEYS``: a CPU latency taken with another thread count, or by another archbench version, is not
-    reused). Keyed on the budget, so the rungs of a funnel never stand in for one another."""
+    reused). Keyed on the budget, so the rungs of a funnel never stand in for one another. A row that
+    left one of the ``needed`` metrics uncomputed (a screening rung's ``*_quant`` quality) is no hit."""
 
     def __init__(
-        self, lb: Leaderboard, task: str, budgets: Sequence[str], hardware: dict[str, Any], enabled: bool
+        self,
+        lb: Leaderboard,
+        task: str,
+        budgets: Sequence[str],
+        hardware: dict[str, Any],
+        enabled: bool,
+        needed: Sequence[str] = (),
     ) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.needed = tuple(needed)
         self.identity = {k: hardware[k] for k in CACHE_KEYS if hardware.get(k) is not None}
         self.enabled = enabled and "device_name" in self.identity
         if not self.enabled or not lb.exists():
@@ -210,13 +223,19 @@ class _Cache:
         for key, value in self.identity.items():
             df = df.filter(pl.col(key) == value)
         for row in df.sort("created_at").to_dicts():
-            self.rows[(row["arch_id"], row["budget"])] = row
+            self.add(row)
 
     def get(self, arch: Architecture, budget: str) -> dict[str, Any] | None:
         return self.rows.get((arch.arch_id, budget)) if self.enabled else None
 
     def add(self, row: dict[str, Any]) -> None:
-        if self.enabled and row.get("status") == "ok" and all(row.get(k) == v for k, v in self.identity.items()):
+        if not self.enabled or row.get("status") != "ok":
+            return
+        reasons = row.get("null_reasons") or "{}"
+        skipped = json.loads(reasons) if isinstance(reasons, str) else dict(reasons)
+        if any(row.get(k) is None and skipped.get(k) == NOT_VALIDATED for k in self.needed):
+            return
+        if all(row.get(k) == v for k, v in self.identity.items()):
             self.rows[(row["arch_id"], row["budget"])] = row
 
 
@@ -319,7 +338,12 @@ def _rung_evaluators(config: SearchConfig, evaluator: Any) -> list[Any]:
     if not hasattr(evaluator, "at_budget"):
         raise ConfigError(f"evaluator {config.evaluator} cannot run search.fidelity=halving (it has no at_budget)")
     budgets = config.fidelity.budgets(config.budget)
-    return [evaluator.at_budget(b, measure=(r == 0)) for r, b in enumerate(budgets)]
+    top = len(budgets) - 1
+    ranked_on_quant = any(name.endswith("_quant") for name in config.needed_metrics)
+    return [
+        evaluator.at_budget(b, measure=(r == 0), validate_quant=(r == top or ranked_on_quant))
+        for r, b in enumerate(budgets)
+    ]
 
 
 def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, started: float) -> SearchOutcome:
@@ -340,24 +364,25 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         space, config.objectives, config.seed, config.study_dir, study=study, **config.strategy_options
     )
     use_cache = config.cache and evaluator.cacheable
-    cache = _Cache(lb, evaluator.task, [e.budget for e in evaluators], hardware, use_cache)
+    cache = _Cache(lb, evaluator.task, [e.budget for e in evaluators], hardware, use_cache, config.needed_metrics)
     _seed_once(config, strategy, space, lb, hardware, evaluator)
     concurrency = config.concurrency or executor.slots()
     funnel = Funnel(config.fidelity, config.objectives, config.study_dir) if config.fidelity.halving else None
     top = config.fidelity.top
 
     by_rung = _rows_by_rung(lb, study, funnel is not None)
-    told_values: dict[int, tuple[float, ...]] = {}  # what the strategy learns from (rung 0)
+    told_values: dict[int, tuple[float, ...]] = {}  # what the strategy learnt (feasible ok values)
     front_values: dict[int, tuple[float, ...]] = {}  # what the front is made of (the top rung)
+    latest: dict[int, dict[str, Any]] = {}  # a funnel's candidates: the row of the highest rung landed
+    waiting: dict[int, Suggestion] = {}  # a funnel's candidates still in line for promotion: not told yet
     for rung, rows in sorted(by_rung.items()):
         for n, r in rows.items():
             vals = _row_values(r, config.objectives) if r.get("feasible") is not False else None
-            if vals is not None and rung == 0:
-                told_values[n] = vals
             if vals is not None and rung == top:
                 front_values[n] = vals
             if funnel is not None and rung <= top:
                 funnel.record(rung, n, r, vals)
+                latest[n] = r
     done_rows = by_rung.get(0, {})
     in_flight: dict[Any, _Job] = {}
     to_run: list[_Job] = []
@@ -374,29 +399,54 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
             vals = _penalised(row, config.objectives, list(told_values.values()))
         strategy.tell(Feedback(s, vals, status=status, violation=violation))
 
+    def settle(everyone: bool = False) -> None:
+        """Tell the strategy about each waiting candidate that left the funnel (``everyone``: all of them,
+        at the end), with the row of the highest rung it reached (see :mod:`archbench.search.fidelity`)."""
+        for n, s in list(waiting.items()):
+            if everyone or funnel is None or not funnel.may_go_on(n):
+                del waiting[n]
+                finish(s, latest[n])
+
     def landed(job: _Job, row: dict[str, Any]) -> None:
-        """A durable row of ``job``: tell the strategy (rung 0), feed the funnel and the front."""
-        rung = job.rung or 0
+        """A durable row of ``job``: feed the funnel and the front, and tell the strategy (a single
+        fidelity at once; a funnel's candidate once it leaves the funnel)."""
+        rung, n = job.rung or 0, job.suggestion.number
         vals = _row_values(row, config.objectives) if row.get("feasible") is not False else None
-        if rung == 0:
-            finish(job.suggestion, row)
-        if funnel is not None:
-            funnel.record(rung, job.suggestion.number, row, vals)
         if rung == top and vals is not None:
-            front_values[job.suggestion.number] = vals
+            front_values[n] = vals
+        if funnel is None:
+            finish(job.suggestion, row)
+            return
+        funnel.record(rung, n, row, vals)
+        latest[n] = row
+        if rung == 0:
+            waiting[n] = job.suggestion
+        elif n not in waiting and vals is not None:
+            strategy.learn(job.suggestion.arch, vals)  # told while out of line, promoted since: learn it too
+        settle()  # a new completion changes its rung's quota: others may fall out of line
 
     # Resume: what was in flight when the last driver died.
-    for s in strategy.pending():
-        if s.number in done_rows:
+    pending = strategy.pending()
+    asked = {s.number for s in pending}
+    for n, r in (latest if funnel is not None else done_rows).items():
+        vals = _row_values(r, config.objectives) if r.get("feasible") is not False else None
+        if vals is not None and n not in asked:
+            told_values[n] = vals  # told before the restart
+    for s in pending:
+        if s.number in done_rows and funnel is not None:
+            waiting[s.number] = s
+        elif s.number in done_rows:
             finish(s, done_rows[s.number])
         else:
             to_run.append(_Job(s, first))
     if funnel is not None:
+        settle()
         for trial, rung in funnel.unfinished():
             to_run.append(_Job(Suggestion(trial, _arch_of(funnel.rows[trial])), rung))
 
     def candidates_in_flight() -> int:
-        return sum((j.rung or 0) == 0 for j in in_flight.values())
+        """Candidates asked but not told: at rung 0 in flight, or waiting in the funnel."""
+        return sum((j.rung or 0) == 0 for j in in_flight.values()) + len(waiting)
 
     def next_job() -> _Job | None:
         if to_run and (to_run[0].rung or 0) > 0:
@@ -454,6 +504,9 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
             if not in_flight:
                 if timed_out or strategy.told() >= config.n_trials:
                     break  # (the fill loop above found no job: no candidate left to ask, no promotion)
+                if waiting and not progressed:
+                    settle(everyone=True)  # nothing runs and nothing can be promoted: they left the funnel
+                    continue
                 stalled = 0 if progressed else stalled + 1
                 if stalled > 3:
                     raise ConfigError(f"strategy {config.strategy} proposes nothing while no trial is running")
@@ -472,6 +525,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
                     cache.add(row)
                     landed(job, row)
             refresh()
+        settle(everyone=True)  # the search is over: whoever still waited for a promotion is told now
 
     strategy.close()
     return _outcome(config, study, lb, front_values, started)

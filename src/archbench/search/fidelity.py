@@ -19,8 +19,18 @@ What the funnel decides (and why):
 * Which trials take part in rung ``r``'s ranking: every row of rung ``r`` except ``infeasible`` ones (never
   trained); failed trials count in ``n_r`` but are never promoted, nor are ok rows that break a
   constraint.
-* The strategy is told each candidate's rung-0 values, once, so it learns from one fidelity;
-  ``n_trials`` counts candidates. The front and hypervolume of the outcome come from the top rung.
+* The strategy is told each candidate once (Optuna tells a trial once), when it leaves the funnel: the
+  values of the highest rung it reached. A candidate still in line for promotion (in its rung's quota
+  counting one more completion, ``Funnel.in_line``, or promoted and in flight) waits; one out of line,
+  failed, breaking a constraint or done with the top rung is told at once, and whatever still waits when
+  the search ends is told then. ASHA's quota grows with its rung, so a candidate told while out of line
+  may be promoted later: its higher rung's result is then taught as an extra record (``Strategy.learn``;
+  Optuna: a finished trial with the user attribute ``archbench_rung``, not counted as a trial, though it
+  takes a trial number). So a stopped candidate is told a short run's (worse) loss and a promoted one its
+  long run's, as Optuna's TPE ranks a pruned trial below the trials that went further. Told rung-0 values
+  only, the strategy learnt that small models are best (they learn as fast early, not late) and stopped
+  proposing large ones (``benchmarks/multi_fidelity.py``). ``n_trials`` counts candidates. The front and
+  hypervolume of the outcome come from the top rung.
 * Resume: leaderboard rows are the truth. A promotion is appended to ``promotions.jsonl`` (fsynced) in
   the study's directory before it is submitted; one without its row when the driver restarts is run again.
 """
@@ -180,6 +190,7 @@ class Funnel:
         self.rows: dict[int, dict[str, Any]] = {}  # rung-0 row of each candidate (its arch and measurement)
         self.launched: list[set[int]] = [set() for _ in range(n)]  # rung >= 1: promotions submitted
         self._top: dict[int, list[int]] = {}  # each rung's quota, until a new completion arrives there
+        self._line: dict[int, list[int]] = {}  # each rung's quota after one more completion (in_line)
         self._log = Path(study_dir) / "promotions.jsonl"
         if self._log.exists():
             for line in self._log.read_text().splitlines():
@@ -199,13 +210,41 @@ class Funnel:
             return
         self.done[rung][trial] = Completion(trial, values, feasible=row.get("feasible") is not False)
         self._top.pop(rung, None)
+        self._line.pop(rung, None)
+
+    def quota(self, rung: int) -> list[int]:
+        """The trials of ``rung`` that ASHA's rule promotes now (ranked once per new completion there)."""
+        if rung not in self._top:
+            self._top[rung] = top_of_rung(list(self.done[rung].values()), self.objectives, self.eta, self.promotion)
+        return self._top[rung]
+
+    def reached(self, trial: int) -> int | None:
+        """The highest rung ``trial`` has a completion at (None: none yet)."""
+        return next((r for r in reversed(range(len(self.done))) if trial in self.done[r]), None)
+
+    def in_line(self, rung: int) -> list[int]:
+        """The quota ``rung`` will have after its next completion, if that one ranks below: the top
+        ``ceil(n / eta)`` (``top_of_rung`` with one more completion counted), so the first completions of a
+        rung, which ASHA's floor leaves without a quota yet, are in line too."""
+        if rung not in self._line:
+            done = list(self.done[rung].values())
+            ahead = [*done, *[Completion(-1, None)] * (self.eta - 1)]  # failed stand-ins: never ranked
+            self._line[rung] = top_of_rung(ahead, self.objectives, self.eta, self.promotion)
+        return self._line[rung]
+
+    def may_go_on(self, trial: int) -> bool:
+        """Whether ``trial`` is still in the funnel: promoted past its highest finished rung (in flight), or
+        in line for that rung's quota (:meth:`in_line`) and not at the top rung. A trial that may go on is
+        not told to the strategy yet."""
+        r = self.reached(trial)
+        if r is None or r + 1 >= len(self.done):
+            return False
+        return trial in self.launched[r + 1] or trial in self.in_line(r)
 
     def next_promotion(self) -> tuple[int, int] | None:
         """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies."""
         for r in reversed(range(len(self.done) - 1)):
-            if r not in self._top:
-                self._top[r] = top_of_rung(list(self.done[r].values()), self.objectives, self.eta, self.promotion)
-            for trial in self._top[r]:
+            for trial in self.quota(r):
                 if trial not in self.launched[r + 1] and trial in self.rows:
                     return trial, r + 1
         return None

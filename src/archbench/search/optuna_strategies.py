@@ -25,6 +25,7 @@ from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
 
 _CONSTRAINT = "constraints:violation"  # what optuna.trial.Trial.set_constraint("violation", v) writes
 _WARM = "archbench_warm_start"  # a finished trial taught from an earlier study, not run in this one
+_RUNG = "archbench_rung"  # a told trial's later result at a higher rung of a funnel: a record, not a trial
 
 
 class _ThreadLock(BaseJournalFileLock):
@@ -134,7 +135,7 @@ class OptunaStrategy(Strategy):
 
     def told(self) -> int:
         finished = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        return sum(not t.user_attrs.get(_WARM) for t in finished)
+        return sum(not t.user_attrs.get(_WARM) and _RUNG not in t.user_attrs for t in finished)
 
     def enqueue(self, arch: Any) -> None:
         self._study.enqueue_trial(self.space.to_optuna(arch), skip_if_exists=True)
@@ -147,6 +148,17 @@ class OptunaStrategy(Strategy):
             values=list(values),
             user_attrs={_WARM: True, "arch_id": arch.arch_id},
             system_attrs={_CONSTRAINT: float(violation)},
+        )
+        self._study.add_trial(trial)
+        self._journal.sync()
+
+    def learn(self, arch: Any, values: tuple[float, ...]) -> None:
+        trial = optuna.trial.create_trial(
+            params=self.space.to_optuna(arch),
+            distributions=self._dists,
+            values=list(values),
+            user_attrs={_RUNG: True, "arch_id": arch.arch_id},
+            system_attrs={_CONSTRAINT: 0.0},
         )
         self._study.add_trial(trial)
         self._journal.sync()

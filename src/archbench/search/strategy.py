@@ -13,7 +13,8 @@ Contract (kept by every registered strategy; ``tests/search/test_strategies.py``
 * ``told()`` counts trials told so far; state is persisted under ``state_dir`` after every ask and tell
   so that a driver killed with SIGKILL loses nothing that was told.
 * ``enqueue(arch)`` puts a seed architecture first in line; ``warm(arch, values)`` teaches the strategy a
-  result from an earlier study (warm start) without running it or counting it as a trial.
+  result from an earlier study (warm start) without running it or counting it as a trial; ``learn(arch,
+  values)`` teaches a told architecture's later, better-trained result (a funnel's higher rung).
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class Strategy:
 
         Optional: strategies that do not learn (random search) only avoid re-proposing ``arch``.
         """
+
+    def learn(self, arch: Architecture, values: tuple[float, ...]) -> None:
+        """A further result for an architecture already told (a funnel candidate promoted after it was
+        told its lower rung's values): learn it as an extra record, not a trial. Optional."""
 
     def close(self) -> None:
         """Release resources (files, storages). Optional."""

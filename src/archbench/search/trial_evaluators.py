@@ -74,6 +74,7 @@ class TrainEvaluator:
     threads: int = 1
     constraints: tuple[str, ...] = ()  # checked before training where they can be (see evaluate())
     deploy: Deploy | None = None  # the modes and shape measured (None: prefill at max_seq_len, eager)
+    validate_quant: bool = True  # False: *_quant quality left null (a funnel's screening rungs)
     cacheable = True
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
@@ -86,17 +87,20 @@ class TrainEvaluator:
         result = evaluate(
             arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
             measure=self.measure, constraints=self.constraints, deploy=self.deploy,
+            validate_quant=self.validate_quant,
         )  # fmt: skip
         if device == "cuda" and self.measure:
             result = flag_shared_gpu(result)
         return result
 
-    def at_budget(self, budget: str, measure: bool) -> TrainEvaluator:
+    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True) -> TrainEvaluator:
         """This evaluator at another budget. Without ``measure`` it only trains, and leaves the cost
-        constraints to the rung that measured (their metrics do not depend on the weights)."""
+        constraints to the rung that measured (their metrics do not depend on the weights); without
+        ``validate_quant`` it does not score the quantized model."""
         return dataclasses.replace(
-            self, budget=budget, measure=self.measure and measure, constraints=self.constraints if measure else ()
-        )
+            self, budget=budget, measure=self.measure and measure, constraints=self.constraints if measure else (),
+            validate_quant=self.validate_quant and validate_quant,
+        )  # fmt: skip
 
     def probe_hardware(self) -> dict[str, Any]:
         """The fingerprint a trial's rows will carry (same device, same thread count)."""
@@ -150,7 +154,7 @@ class LookupEvaluator:
             metrics=metrics, null_reasons=reasons, hardware=hardware, cached=True, reason="lookup",
         )  # fmt: skip
 
-    def at_budget(self, budget: str, measure: bool) -> LookupEvaluator:
+    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True) -> LookupEvaluator:
         """The table's rows of ``budget`` (every row carries its own measurement)."""
         return LookupEvaluator.load(self.table, self.task, budget, seed=self.seed, hardware=self.hardware)
 
@@ -177,7 +181,7 @@ class SleepEvaluator:
     def budget(self) -> str:
         return self.rung_budget or "none"
 
-    def at_budget(self, budget: str, measure: bool) -> SleepEvaluator:
+    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True) -> SleepEvaluator:
         return dataclasses.replace(self, rung_budget=budget)
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
