@@ -21,7 +21,7 @@ from archbench.search_space import (
     to_config,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ATTENTION",
