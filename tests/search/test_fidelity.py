@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -157,25 +158,32 @@ def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) 
     assert saved["space_hash"].startswith("sha256:")
 
 
+def _die_at(monkeypatch: pytest.MonkeyPatch, budget: str, nth: int) -> Callable[[], None]:
+    """Make the ``nth`` sleep trial at ``budget`` raise an uncatchable interrupt (what a SIGKILL leaves:
+    the promotion logged, no row); returns the function that puts the real evaluator back."""
+    real = SleepEvaluator.__call__
+    calls = {"n": 0}
+
+    def dying(self: SleepEvaluator, arch: object, study: str, trial: int) -> object:
+        if self.rung_budget == budget:
+            calls["n"] += 1
+            if calls["n"] == nth:
+                raise KeyboardInterrupt
+        return real(self, arch, study, trial)
+
+    monkeypatch.setattr(SleepEvaluator, "__call__", dying)
+    return lambda: monkeypatch.setattr(SleepEvaluator, "__call__", real)
+
+
 def test_resume_mid_funnel_reruns_the_promotion_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The driver dies (an uncatchable interrupt) while submitting its second rung-1 promotion: that
     promotion was logged but has no row. The rerun runs it (once), keeps every earlier row, and drains."""
-    real = SleepEvaluator.__call__
-    calls = {"rung1": 0}
-
-    def dying(self: SleepEvaluator, arch: object, study: str, trial: int) -> object:
-        if self.rung_budget == "steps=30":
-            calls["rung1"] += 1
-            if calls["rung1"] == 2:
-                raise KeyboardInterrupt  # what a SIGKILL leaves: the promotion logged, no row
-        return real(self, arch, study, trial)
-
     config = sleep_config(tmp_path, n_trials=12, budget="steps=10", fidelity=HALVING,
                           evaluator_options={"seconds": 0.0})  # fmt: skip
-    monkeypatch.setattr(SleepEvaluator, "__call__", dying)
+    restore = _die_at(monkeypatch, "steps=30", 2)
     with pytest.raises(KeyboardInterrupt):
         run_search(config)
-    monkeypatch.setattr(SleepEvaluator, "__call__", real)
+    restore()
     before = rows(tmp_path / "lb")
     log = [json.loads(x) for x in (config.study_dir / "promotions.jsonl").read_text().splitlines()]
     lost = [p for p in log if before.filter((pl.col("trial") == p["trial"]) & (pl.col("rung") == p["rung"])).is_empty()]
@@ -363,22 +371,12 @@ def test_a_resumed_funnel_tells_its_waiting_candidates_their_highest_rung(
 ) -> None:
     """Killed while candidates wait for promotion (untold, pending in the journal), the rerun tells each of
     them once, with the row of the highest rung it reached, and asks for no extra candidate."""
-    real = SleepEvaluator.__call__
-    calls = {"rung2": 0}
-
-    def dying(self: SleepEvaluator, arch: object, study: str, trial: int) -> object:
-        if self.rung_budget == "steps=90":
-            calls["rung2"] += 1
-            if calls["rung2"] == 1:
-                raise KeyboardInterrupt
-        return real(self, arch, study, trial)
-
     config = sleep_config(tmp_path, strategy="optuna_tpe", n_trials=12, budget="steps=10", fidelity=HALVING,
                           evaluator_options={"seconds": 0.0})  # fmt: skip
-    monkeypatch.setattr(SleepEvaluator, "__call__", dying)
+    restore = _die_at(monkeypatch, "steps=90", 1)
     with pytest.raises(KeyboardInterrupt):
         run_search(config)
-    monkeypatch.setattr(SleepEvaluator, "__call__", real)
+    restore()
     told_before, _ = _learnt(config)
     assert len(told_before) < 12  # some candidates were waiting when the driver died
     run_search(config)
@@ -419,3 +417,15 @@ def test_a_row_without_a_needed_metric_is_no_cache_hit(tmp_path: Path) -> None:
     assert cache.get(arch, "steps=10")["val_loss_quant"] is None  # what a new run would give too: a hit
     cache.add({**base, "val_loss_quant": 2.1})
     assert cache.get(arch, "steps=10")["val_loss_quant"] == 2.1
+
+
+@pytest.mark.parametrize("strategy", ["pymoo_nsga2", "random", "optuna_nsga2"])
+def test_a_funnel_drains_with_every_strategy(tmp_path: Path, strategy: str) -> None:
+    """Candidates waiting for promotion hold back a generation barrier (pymoo): the funnel still drains,
+    and every candidate is told once."""
+    config = sleep_config(tmp_path, strategy=strategy, n_trials=12, budget="steps=10", fidelity=HALVING,
+                          evaluator_options={"seconds": 0.0}, strategy_options={"population_size": 4})  # fmt: skip
+    outcome = run_search(config)
+    df = rows(tmp_path / "lb")
+    _funnel_invariants(df, 12, 3)
+    assert outcome.trials == 12 and df.filter(pl.col("rung") == 2).height >= 1
