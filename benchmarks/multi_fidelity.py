@@ -82,6 +82,12 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
     front_rows = df.filter((pl.col("status") == "ok") & (pl.col("rung").fill_null(0) == top))
     front_rows = front_rows.drop_nulls(NAMES)
     per_rung = df.group_by(pl.col("rung").fill_null(0)).len().sort("rung").rows() if df.height else []  # (rung, rows)
+    took = [datetime.fromisoformat(e).timestamp() - datetime.fromisoformat(b).timestamp()
+            for b, e in zip(df["started_at"].to_list(), df["created_at"].to_list(), strict=True)]  # fmt: skip
+    df = df.with_columns(pl.Series("row_s", took))
+    costs = df.group_by(pl.col("rung").fill_null(0)).agg(
+        pl.col("row_s").median().alias("median_s"), pl.col("row_s").sum().alias("worker_s")
+    )
     return {
         "arm": arm,
         "seed": seed,
@@ -91,6 +97,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         "candidates": outcome.trials,
         "ok": outcome.ok,
         "rows_per_rung": {int(r): int(n) for r, n in per_rung},
+        # seconds a row took on its worker (start to landing), median and total per rung: what a rung costs
+        "row_seconds": {int(r["rung"]): {"median": r["median_s"], "total": r["worker_s"]} for r in costs.to_dicts()},
+        "first_top_row_s": min((p[2] for p in front_rows.select(*NAMES, "t").rows()), default=None),
         "points": front_rows.select(*NAMES, "t").rows(),
         "rank_agreement": rank_agreement(df) if arm == "halving" else None,
     }
@@ -141,6 +150,17 @@ def time_to(steps: list[tuple[float, float]], target: float) -> float | None:
         if hv >= target * (1 - 1e-9):
             return t
     return None
+
+
+def rung_costs(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """A funnel row's cost at each rung over a single-fidelity row's: medians of seconds per row."""
+
+    def med(arm: str, rung: int) -> float:
+        return float(np.median([r["row_seconds"][rung]["median"] for r in runs
+                                if r["arm"] == arm and rung in r["row_seconds"]]))  # fmt: skip
+
+    rungs = sorted({k for r in runs if r["arm"] == "halving" for k in r["row_seconds"]})
+    return {str(rung): med("halving", rung) / med("single", 0) for rung in rungs}
 
 
 def median(values: list[float | None]) -> float | None:
@@ -212,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         "halving_over_single_time": median([s["halving_over_single_time"] for s in per_seed]),
         "candidates_single": float(np.median([r["candidates"] for r in runs if r["arm"] == "single"])),
         "candidates_halving": float(np.median([r["candidates"] for r in runs if r["arm"] == "halving"])),
+        "first_top_row_single_s": median([r["first_top_row_s"] for r in runs if r["arm"] == "single"]),
+        "first_top_row_halving_s": median([r["first_top_row_s"] for r in runs if r["arm"] == "halving"]),
+        "rung_cost_over_single": rung_costs(runs),
     }
     ratio = summary["halving_over_single_time"]
     summary["target_met"] = ratio is not None and ratio <= 0.5
@@ -258,7 +281,10 @@ def report(summary: dict[str, Any], per_seed: list[dict[str, Any]], args: argpar
     table.add_row("time to single's final HV", s(summary["single_time_to_own_final"]),
                   s(summary["halving_time_to_single_final"]))  # fmt: skip
     table.add_row("time to the funnel's final HV", s(summary["single_time_to_halving_final"]), "-")
+    table.add_row("first top-budget row", s(summary["first_top_row_single_s"]), s(summary["first_top_row_halving_s"]))
     Console().print(table)
+    costs = ", ".join(f"rung {k} {v:.2f}x" for k, v in summary["rung_cost_over_single"].items())
+    print(f"a row's cost (median seconds) over a single-fidelity row's: {costs}")
     ratio = summary["halving_over_single_time"]
     verdict = "met" if summary["target_met"] else "not met"
     shown = "never reached" if ratio is None else f"{ratio:.2f}x"

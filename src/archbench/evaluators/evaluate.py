@@ -56,10 +56,11 @@ class _Outcome:
     deployed: nn.Module | None = None
 
     def null(self, names: tuple[str, ...] | list[str], reason: str) -> None:
+        """Each of ``names`` not obtained is None with ``reason`` (unless it already has a reason)."""
         for name in names:
             if self.metrics.get(name) is None:
                 self.metrics[name] = None
-                self.null_reasons[name] = reason
+                self.null_reasons.setdefault(name, reason)
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
