@@ -8,8 +8,8 @@ fewer heads (grouped-query attention: ``H`` divisible by their head count).
   pattern are skipped and sparsity saves real work. FlexAttention has no backward pass on CPU
   (pytorch#148752), so when gradients are needed on CPU the *same* mask is applied through SDPA as a
   boolean mask (equal to 5e-7 in fp32; it does not skip work, but it trains). The same holds for
-  inference on CPU when flex is not compiled: eager flex there is a slow reference no deployment runs
-  (validation is 2-3x faster through SDPA). Tests check the two paths agree.
+  inference on CPU when flex is not compiled: eager flex there is a slow reference no deployment runs.
+  Tests check the two paths agree.
 * ``linear``: causal linear attention with the positive feature map ``elu(x) + 1`` (Katharopoulos et
   al., 2020), computed in chunks: quadratic inside a chunk, a running ``k^T v`` state across chunks, so
   memory is O(S * D + S/C * D^2) rather than O(S^2).
@@ -176,8 +176,8 @@ class MaskedPattern(AttentionPattern):
 
     def use_flex(self, q: Tensor, k: Tensor, v: Tensor) -> bool:
         """FlexAttention everywhere except on a CPU when gradients are needed (flex has no CPU backward)
-        or flex is not compiled there (eager flex on a CPU is a slow reference, 2-3x the time of SDPA
-        with the same mask in validation of lm_tiny models, for the same numbers to 1e-6)."""
+        or flex is not compiled there (eager flex on a CPU is a slow reference; SDPA with the same mask
+        gives the same numbers)."""
         if q.device.type != "cpu":
             return True
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
