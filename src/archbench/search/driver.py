@@ -34,7 +34,7 @@ from archbench.errors import ConfigError
 from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective
 from archbench.search.executor import RayConfig, make_executor
-from archbench.search.fidelity import FidelityConfig, Funnel, promoted_row
+from archbench.search.fidelity import FidelityConfig, Funnel, null_reasons_of, promoted_row
 from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion, atomic_write_bytes
 from archbench.search.study import check_or_create, driver_lock, space_hash
@@ -105,8 +105,7 @@ class SearchConfig:
     @property
     def measured_deploy(self) -> Deploy:
         """``deploy`` plus the modes the objectives and constraints need (decode_ms_per_token: decode)."""
-        names = [o.name for o in self.objectives] + [c.metric for c in self.constraints]
-        return self.deploy.for_metrics(names)
+        return self.deploy.for_metrics(self.needed_metrics)
 
     @property
     def needed_metrics(self) -> tuple[str, ...]:
@@ -231,8 +230,7 @@ class _Cache:
     def add(self, row: dict[str, Any]) -> None:
         if not self.enabled or row.get("status") != "ok":
             return
-        reasons = row.get("null_reasons") or "{}"
-        skipped = json.loads(reasons) if isinstance(reasons, str) else dict(reasons)
+        skipped = null_reasons_of(row)
         if any(row.get(k) is None and skipped.get(k) == NOT_VALIDATED for k in self.needed):
             return
         if all(row.get(k) == v for k, v in self.identity.items()):
@@ -377,7 +375,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     waiting: dict[int, Suggestion] = {}  # a funnel's candidates still in line for promotion: not told yet
     for rung, rows in sorted(by_rung.items()):
         for n, r in rows.items():
-            vals = _row_values(r, config.objectives) if r.get("feasible") is not False else None
+            vals = _feasible_values(r, config.objectives)
             if vals is not None and rung == top:
                 front_values[n] = vals
             if funnel is not None and rung <= top:
@@ -411,7 +409,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         """A durable row of ``job``: feed the funnel and the front, and tell the strategy (a single
         fidelity at once; a funnel's candidate once it leaves the funnel)."""
         rung, n = job.rung or 0, job.suggestion.number
-        vals = _row_values(row, config.objectives) if row.get("feasible") is not False else None
+        vals = _feasible_values(row, config.objectives)
         if rung == top and vals is not None:
             front_values[n] = vals
         if funnel is None:
@@ -429,7 +427,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     pending = strategy.pending()
     asked = {s.number for s in pending}
     for n, r in (latest if funnel is not None else done_rows).items():
-        vals = _row_values(r, config.objectives) if r.get("feasible") is not False else None
+        vals = _feasible_values(r, config.objectives)
         if vals is not None and n not in asked:
             told_values[n] = vals  # told before the restart
     for s in pending:
@@ -600,6 +598,11 @@ def _row_values(row: dict[str, Any], objectives: Sequence[Objective]) -> tuple[f
             return None
         vals.append(float(v))
     return tuple(vals)
+
+
+def _feasible_values(row: dict[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...] | None:
+    """The objectives of an ok row that breaks no constraint (None otherwise): what fronts are made of."""
+    return _row_values(row, objectives) if row.get("feasible") is not False else None
 
 
 def _outcome(

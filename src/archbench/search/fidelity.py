@@ -189,8 +189,8 @@ class Funnel:
         self.done: list[dict[int, Completion]] = [{} for _ in range(n)]
         self.rows: dict[int, dict[str, Any]] = {}  # rung-0 row of each candidate (its arch and measurement)
         self.launched: list[set[int]] = [set() for _ in range(n)]  # rung >= 1: promotions submitted
-        self._top: dict[int, list[int]] = {}  # each rung's quota, until a new completion arrives there
-        self._line: dict[int, list[int]] = {}  # each rung's quota after one more completion (in_line)
+        # each rung's quota (now, and counting one more completion), until a new completion arrives there
+        self._quotas: dict[tuple[int, int], list[int]] = {}
         self._log = Path(study_dir) / "promotions.jsonl"
         if self._log.exists():
             for line in self._log.read_text().splitlines():
@@ -209,14 +209,15 @@ class Funnel:
         if row.get("status") in NEVER_TRAINED:
             return
         self.done[rung][trial] = Completion(trial, values, feasible=row.get("feasible") is not False)
-        self._top.pop(rung, None)
-        self._line.pop(rung, None)
+        self._quotas = {key: q for key, q in self._quotas.items() if key[0] != rung}
 
-    def quota(self, rung: int) -> list[int]:
-        """The trials of ``rung`` that ASHA's rule promotes now (ranked once per new completion there)."""
-        if rung not in self._top:
-            self._top[rung] = top_of_rung(list(self.done[rung].values()), self.objectives, self.eta, self.promotion)
-        return self._top[rung]
+    def quota(self, rung: int, ahead: int = 0) -> list[int]:
+        """The trials of ``rung`` that ASHA's rule promotes now, or once ``ahead`` more completions that
+        rank below them have arrived (ranked once per new completion there)."""
+        if (rung, ahead) not in self._quotas:
+            done = [*self.done[rung].values(), *[Completion(-1, None)] * ahead]  # failed stand-ins: never ranked
+            self._quotas[(rung, ahead)] = top_of_rung(done, self.objectives, self.eta, self.promotion)
+        return self._quotas[(rung, ahead)]
 
     def reached(self, trial: int) -> int | None:
         """The highest rung ``trial`` has a completion at (None: none yet)."""
@@ -226,11 +227,7 @@ class Funnel:
         """The quota ``rung`` will have after its next completion, if that one ranks below: the top
         ``ceil(n / eta)`` (``top_of_rung`` with one more completion counted), so the first completions of a
         rung, which ASHA's floor leaves without a quota yet, are in line too."""
-        if rung not in self._line:
-            done = list(self.done[rung].values())
-            ahead = [*done, *[Completion(-1, None)] * (self.eta - 1)]  # failed stand-ins: never ranked
-            self._line[rung] = top_of_rung(ahead, self.objectives, self.eta, self.promotion)
-        return self._line[rung]
+        return self.quota(rung, ahead=self.eta - 1)
 
     def may_go_on(self, trial: int) -> bool:
         """Whether ``trial`` is still in the funnel: promoted past its highest finished rung (in flight), or
@@ -277,14 +274,15 @@ def promoted_row(trained: Mapping[str, Any], base: Mapping[str, Any]) -> dict[st
 
     row = {k: v for k, v in base.items() if not from_training(k)}
     row.update({k: v for k, v in trained.items() if from_training(k)})
-    reasons = {k: v for k, v in _reasons(base).items() if not from_training(k)}
-    reasons.update({k: v for k, v in _reasons(trained).items() if from_training(k)})
+    reasons = {k: v for k, v in null_reasons_of(base).items() if not from_training(k)}
+    reasons.update({k: v for k, v in null_reasons_of(trained).items() if from_training(k)})
     row["null_reasons"] = json.dumps({k: v for k, v in reasons.items() if row.get(k) is None}, sort_keys=True)
     row["feasible"] = row["violation"] = None  # judged again on the merged metrics
     return row
 
 
-def _reasons(row: Mapping[str, Any]) -> dict[str, str]:
+def null_reasons_of(row: Mapping[str, Any]) -> dict[str, str]:
+    """A row's ``null_reasons`` (a JSON string in the leaderboard) as a dict; {} when missing or torn."""
     raw = row.get("null_reasons") or "{}"
     try:
         out = json.loads(raw) if isinstance(raw, str) else dict(raw)

@@ -142,23 +142,19 @@ class OptunaStrategy(Strategy):
         self._journal.sync()
 
     def warm(self, arch: Any, values: tuple[float, ...], violation: float = 0.0) -> None:
-        trial = optuna.trial.create_trial(
-            params=self.space.to_optuna(arch),
-            distributions=self._dists,
-            values=list(values),
-            user_attrs={_WARM: True, "arch_id": arch.arch_id},
-            system_attrs={_CONSTRAINT: float(violation)},
-        )
-        self._study.add_trial(trial)
-        self._journal.sync()
+        self._record(arch, values, violation, _WARM)
 
     def learn(self, arch: Any, values: tuple[float, ...]) -> None:
+        self._record(arch, values, 0.0, _RUNG)
+
+    def _record(self, arch: Any, values: tuple[float, ...], violation: float, kind: str) -> None:
+        """A finished trial that was not run by this study (marked ``kind``): Optuna learns from it."""
         trial = optuna.trial.create_trial(
             params=self.space.to_optuna(arch),
             distributions=self._dists,
             values=list(values),
-            user_attrs={_RUNG: True, "arch_id": arch.arch_id},
-            system_attrs={_CONSTRAINT: 0.0},
+            user_attrs={kind: True, "arch_id": arch.arch_id},
+            system_attrs={_CONSTRAINT: float(violation)},
         )
         self._study.add_trial(trial)
         self._journal.sync()
