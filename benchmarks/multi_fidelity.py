@@ -8,7 +8,10 @@ by a short search first so that no arm pays for starting workers; every trial is
 
 * single: every candidate trained at the top budget (``--base`` x the last rung);
 * halving: ``search.fidelity=halving`` over ``--rungs`` with ``--eta``; its front is made of top-rung rows
-  only, so both fronts hold models trained for the same number of steps.
+  only, so both fronts hold models trained for the same number of steps. Rung 0 takes a quick look at
+  cost (``--screen quick``, the default) and the top rung measures again in full, so both fronts hold
+  full measurements; the quick look's error on the top rows (``screen_latency_ms / latency_ms - 1``) is
+  reported.
 
 Hypervolume (val_loss, latency_ms, both minimised) is computed on one reference point for every run: the
 worst value of each objective over all final front candidates of all runs plus 10% of its range. For
@@ -52,7 +55,7 @@ NAMES = [o.name for o in OBJECTIVES]
 def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
-    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion)
+    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion, args.screen)
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
     config = SearchConfig(
@@ -102,6 +105,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         "first_top_row_s": min((p[2] for p in front_rows.select(*NAMES, "t").rows()), default=None),
         "points": front_rows.select(*NAMES, "t").rows(),
         "rank_agreement": rank_agreement(df) if arm == "halving" else None,
+        "screen_error": screen_error(df) if arm == "halving" else [],
     }
 
 
@@ -128,6 +132,15 @@ def rank_agreement(df: pl.DataFrame) -> dict[str, float | None]:
         out[f"rung0_vs_rung{rung}"] = None if rho is None or np.isnan(rho) else float(rho)
         out[f"n_rung{rung}"] = pair.height
     return out
+
+
+def screen_error(df: pl.DataFrame) -> list[float]:
+    """The quick look's relative latency error on each ok row measured again in full (the top rung's)."""
+    if "screen_latency_ms" not in df.columns:
+        return []
+    again = df.filter((pl.col("status") == "ok") & pl.col("screen_latency_ms").is_not_null())
+    again = again.filter(pl.col("latency_ms").is_not_null())
+    return (again["screen_latency_ms"] / again["latency_ms"] - 1).to_list()
 
 
 def curve(points: list[tuple[float, float, float]], ref: np.ndarray, wall: float) -> list[tuple[float, float]]:
@@ -163,6 +176,15 @@ def rung_costs(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {str(rung): med("halving", rung) / med("single", 0) for rung in rungs}
 
 
+def error_summary(errors: list[float]) -> dict[str, float | int | None]:
+    """Median and 90th percentile of the absolute relative errors, the median signed one, and the count."""
+    if not errors:
+        return {"n": 0, "median_abs": None, "p90_abs": None, "median": None}
+    a = np.abs(errors)
+    return {"n": len(errors), "median_abs": float(np.median(a)), "p90_abs": float(np.quantile(a, 0.9)),
+            "median": float(np.median(errors))}  # fmt: skip
+
+
 def median(values: list[float | None]) -> float | None:
     """Median where a None (never reached) counts as infinitely late; None if the median is one."""
     med = float(np.median([np.inf if v is None else v for v in values]))
@@ -177,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rungs", default="1,3,9", help="budget multipliers (default 1,3,9)")
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--promotion", default="pareto", help="the funnel's promotion rule: pareto | strata")
+    parser.add_argument("--screen", default="quick", help="how rung 0 measures: quick (default) | full")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")
     parser.add_argument("--strategy", default="optuna_tpe", help="search strategy of both arms (default: the default)")
@@ -235,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_top_row_single_s": median([r["first_top_row_s"] for r in runs if r["arm"] == "single"]),
         "first_top_row_halving_s": median([r["first_top_row_s"] for r in runs if r["arm"] == "halving"]),
         "rung_cost_over_single": rung_costs(runs),
+        "screen_error": error_summary([e for r in runs for e in r["screen_error"]]),
     }
     ratio = summary["halving_over_single_time"]
     summary["target_met"] = ratio is not None and ratio <= 0.5
@@ -285,6 +309,10 @@ def report(summary: dict[str, Any], per_seed: list[dict[str, Any]], args: argpar
     Console().print(table)
     costs = ", ".join(f"rung {k} {v:.2f}x" for k, v in summary["rung_cost_over_single"].items())
     print(f"a row's cost (median seconds) over a single-fidelity row's: {costs}")
+    err = summary["screen_error"]
+    if err["n"]:
+        print(f"rung 0's quick latency vs the top rung's full one: median |error| {err['median_abs']:.1%}, "
+              f"p90 {err['p90_abs']:.1%}, median signed {err['median']:+.1%} over {err['n']} rows")  # fmt: skip
     ratio = summary["halving_over_single_time"]
     verdict = "met" if summary["target_met"] else "not met"
     shown = "never reached" if ratio is None else f"{ratio:.2f}x"

@@ -216,3 +216,43 @@ def test_validate_quant_false_leaves_the_quantized_quality_null_with_the_reason(
         assert result.metrics[name] is None and result.null_reasons[name] == NOT_VALIDATED
     whole = evaluate(arch, "charlm", "steps=2", measure=False, device="cpu")
     assert whole.metrics["val_loss"] == result.metrics["val_loss"] and whole.metrics["val_loss_quant"] is not None
+
+
+def _efforts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The effort of every real measurement evaluate() takes from here on."""
+    from archbench.evaluators import measurement
+
+    seen: list[str] = []
+    real = measurement.measure
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(kw["effort"].name)  # type: ignore[union-attr]
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(measurement, "measure", spy)
+    return seen
+
+
+def test_a_quick_look_measures_with_the_screening_rule_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _efforts(monkeypatch)
+    quick = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True)
+    full = evaluate(TINY, "charlm", "steps=2", config=_fast())
+    assert seen == ["screen", "full"]
+    assert (quick.hardware["measure_effort"], full.hardware["measure_effort"]) == ("screen", "full")
+    assert quick.status == full.status == "ok" and quick.metrics["latency_ms"] > 0
+    # the screening rule: at least 10 calls, and its 1 s cap (a full measurement may time for 10 s)
+    assert quick.metrics["latency_samples"] >= 10
+    assert quick.hardware["latency_stop_reason"] in ("converged", "median_precise", "time_cap", "max_samples")
+
+
+def test_a_quick_look_never_rejects_on_a_timed_constraint_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _efforts(monkeypatch)
+    timed = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True, constraints="latency_ms<=1e-9")
+    assert timed.status == "infeasible" and "latency_ms" in timed.reason
+    assert seen == ["screen", "full"] and timed.hardware["measure_effort"] == "full"  # judged on the full one
+    seen.clear()
+    sized = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True, constraints="latency_ms<=1e-9, params<=10")
+    assert sized.status == "infeasible" and seen == ["screen"]  # a size limit is exact on a quick look too
+    seen.clear()
+    loose = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True, constraints="latency_ms<=1e9")
+    assert loose.status == "ok" and seen == ["screen"]  # feasible: the quick look is the trial's measurement

@@ -154,7 +154,7 @@ def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) 
     pts = top.select("val_loss", "latency_ms").to_numpy()
     assert outcome.hypervolume == pytest.approx(front_hypervolume(pts, OBJ))
     saved = json.loads((outcome.study_dir / "study.json").read_text())
-    assert saved["fidelity"] == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3}
+    assert saved["fidelity"] == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3, "screen": "quick"}
     assert saved["space_hash"].startswith("sha256:")
 
 
@@ -428,3 +428,70 @@ def test_a_funnel_drains_behind_a_generation_barrier(tmp_path: Path) -> None:
     df = rows(tmp_path / "lb")
     _funnel_invariants(df, 12, 3)
     assert outcome.trials == 12 and df.filter(pl.col("rung") == 2).height >= 1
+
+
+def test_rung_zero_takes_a_quick_look_and_the_top_rung_measures_again() -> None:
+    from archbench.search.driver import _rung_evaluators
+
+    config = sleep_config(Path("unused"), budget="steps=10", fidelity=HALVING)
+    flags = [(e.measure, e.screen) for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
+    assert flags == [(True, True), (False, False), (True, False)]
+    full = FidelityConfig("halving", (1, 3, 9), 3, screen="full")
+    config = sleep_config(Path("unused"), budget="steps=10", fidelity=full)
+    flags = [(e.measure, e.screen) for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
+    assert flags == [(True, False), (False, False), (False, False)]
+    assert full.identity() == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3}  # what studies from before say
+    with pytest.raises(ConfigError, match=r"^search.screen='fast': must be one of quick, full$"):
+        FidelityConfig("halving", screen="fast")
+
+
+def test_a_top_row_measured_again_is_its_own_with_the_quick_look_beside_it() -> None:
+    base = {"trial": 3, "rung": 0, "budget": "steps=10", "status": "ok", "latency_ms": 1.5, "params": 1000,
+            "latency_stop_reason": "time_cap", "measure_effort": "screen", "val_loss": 3.0}  # fmt: skip
+    trained = {"trial": 3, "rung": 2, "budget": "steps=90", "status": "ok", "latency_ms": 1.4, "params": 1000,
+               "latency_stop_reason": "median_precise", "measure_effort": "full", "val_loss": 2.0}  # fmt: skip
+    row = promoted_row(trained, base, measured=True)
+    assert (row["latency_ms"], row["measure_effort"], row["latency_stop_reason"]) == (1.4, "full", "median_precise")
+    assert (row["screen_latency_ms"], row["screen_stop_reason"], row["val_loss"]) == (1.5, "time_cap", 2.0)
+
+
+def test_a_quick_look_is_no_cache_hit_for_a_full_measurement(tmp_path: Path) -> None:
+    from archbench import Architecture
+    from archbench.search.driver import _Cache
+
+    arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32)
+    base = {**arch.to_dict(), "arch_id": arch.arch_id, "task": "charlm", "budget": "steps=10", "status": "ok",
+            "device_name": "cpu-x", "val_loss": 2.0}  # fmt: skip
+    cache = _Cache(Leaderboard(tmp_path / "lb"), "charlm", ["steps=10"], {"device_name": "cpu-x"}, enabled=True)
+    cache.add({**base, "measure_effort": "screen", "latency_ms": 1.1})
+    assert cache.get(arch, "steps=10") is None
+    assert cache.get(arch, "steps=10", full=False)["latency_ms"] == 1.1  # a funnel's rung 0 may reuse it
+    cache.add({**base, "measure_effort": "full", "latency_ms": 0.9})
+    cache.add({**base, "measure_effort": "screen", "latency_ms": 1.2})  # a later quick look: not for full ones
+    assert cache.get(arch, "steps=10")["latency_ms"] == 0.9
+    assert cache.get(arch, "steps=10", full=False)["latency_ms"] == 1.2
+    cache.add({**base, "latency_ms": 0.8})  # a row from before measure_effort existed was measured in full
+    assert cache.get(arch, "steps=10")["latency_ms"] == 0.8
+
+
+@pytest.mark.slow
+def test_a_trained_funnel_screens_at_rung_zero_and_measures_its_top_rows_in_full(tmp_path: Path) -> None:
+    from archbench import SearchSpace
+
+    one = SearchSpace.from_dict(
+        {"name": "one", "fields": {"depth": [1], "width": [32], "heads": [2], "residual": ["pre_ln", "rezero"],
+                                   "max_seq_len": 32, "quant": ["fp32"], "ffn_ratio": [2, 4]}}
+    )  # fmt: skip
+    funnel = FidelityConfig("halving", (1, 2), 3)
+    config = sleep_config(tmp_path, space=one, evaluator="train", strategy="random", n_trials=3, concurrency=1,
+                          budget="steps=1", fidelity=funnel, evaluator_options={})  # fmt: skip
+    outcome = run_search(config)
+    df = rows(tmp_path / "lb").sort("rung", "trial")
+    assert df["rung"].to_list() == [0, 0, 0, 1] and (df["status"] == "ok").all()
+    assert df.filter(pl.col("rung") == 0)["measure_effort"].to_list() == ["screen"] * 3
+    top = df.filter(pl.col("rung") == 1).row(0, named=True)
+    first = df.filter((pl.col("rung") == 0) & (pl.col("trial") == top["trial"])).row(0, named=True)
+    assert top["measure_effort"] == "full" and top["latency_ms"] > 0 and top["budget"] == "steps=2"
+    assert top["screen_latency_ms"] == first["latency_ms"] and top["screen_stop_reason"] == first["latency_stop_reason"]
+    assert top["started_at"] > first["created_at"]  # measured again after rung 0, not copied from it
+    assert [r["trial"] for r in outcome.front] == [top["trial"]]

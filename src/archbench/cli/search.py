@@ -59,6 +59,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         rungs=tuple(rungs) if isinstance(rungs, list | tuple) else rungs,
         eta=search.get("eta", 3),
         promotion=str(search.get("promotion", "pareto")),
+        screen=str(search.get("screen", "quick")),
     )
     from archbench.constraints import parse_constraints
 

@@ -17,6 +17,11 @@ settings are valid (an unknown task or a malformed budget is the caller's error 
 Cost does not depend on the weights, so that first measurement is the trial's measurement: a feasible
 architecture is not measured twice. ``feasible`` / ``violation`` judge every constraint, quality included.
 
+``screen=True`` measures with :data:`~archbench.evaluators.measurement.SCREEN` (a quick look, for a
+funnel's first rung). A candidate is never called ``infeasible`` on a quick look at a timed metric alone:
+when only a timed constraint (latency, energy: not params, FLOPs, bytes or memory) fails on the screen,
+the untrained model is measured again in full and judged on that.
+
 A metric that could not be obtained is None with its reason in ``null_reasons``.
 """
 
@@ -36,13 +41,16 @@ from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.evaluators import measurement
 from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
-from archbench.evaluators.measurement import Measured, fingerprint, not_measured, one_line
+from archbench.evaluators.measurement import FULL, SCREEN, Effort, Measured, fingerprint, not_measured, one_line
 from archbench.evaluators.quality import validate
 from archbench.evaluators.task import Task, get_task
 from archbench.evaluators.trainer import TrainConfig, train
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
 from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
+
+# Cost metrics a quick look measures as exactly as a full one: counts, sizes, one call's memory.
+UNTIMED_METRICS = frozenset({"params", "flops", "model_bytes", "peak_mem_mb", "kv_cache_mb"})
 
 
 @dataclass
@@ -173,6 +181,7 @@ def evaluate(
     constraints: ConstraintsArg = None,
     deploy: Deploy | None = None,
     validate_quant: bool = True,
+    screen: bool = False,
 ) -> TrialResult:
     """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
 
@@ -182,6 +191,7 @@ def evaluate(
     ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
     prefill, plus the modes the constraints need. ``validate_quant=False`` leaves the quantized model's
     quality (``*_quant``) null with the reason (a funnel's screening rungs, which rank on other metrics).
+    ``screen=True`` measures quickly (see the module docstring).
     """
     started = utc_now()
     if not isinstance(arch, Architecture):
@@ -201,10 +211,14 @@ def evaluate(
         measured = not_measured(f"not measured: {out.reason}", fingerprint(dev))
         return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev)
 
+    effort = SCREEN if screen else FULL
     premeasured: Measured | None = None
     if pretrain(cons):
-        premeasured = _premeasure(arch, task_obj, dev, measure, deploy)
+        premeasured = _premeasure(arch, task_obj, dev, measure, deploy, effort)
         feasible, _, why = judge(premeasured.metrics, pretrain(cons))
+        if feasible is False and screen and judge(premeasured.metrics, _untimed(pretrain(cons)))[0] is not False:
+            premeasured = _premeasure(arch, task_obj, dev, measure, deploy, FULL)  # a quick look cannot reject
+            feasible, _, why = judge(premeasured.metrics, pretrain(cons))
         if feasible is False:
             out = _Outcome("infeasible", why)
             out.null(all_quality, f"not trained: infeasible: {why}")
@@ -226,12 +240,19 @@ def evaluate(
         measured = premeasured  # the same deployed shape and dtype: measuring again would repeat it
     else:
         why_not = f"status {out.status}"
-        measured = measurement.measure(out.deployed, arch, dev, measure, why_not=why_not, deploy=deploy)
+        measured = measurement.measure(out.deployed, arch, dev, measure, why_not=why_not, deploy=deploy, effort=effort)
     out.deployed = None
     return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, cons)
 
 
-def _premeasure(arch: Architecture, task: Task, device: torch.device, enabled: bool, deploy: Deploy) -> Measured:
+def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
+    """The constraints on metrics that do not depend on how long the measurement looks."""
+    return tuple(c for c in constraints if c.metric in UNTIMED_METRICS)
+
+
+def _premeasure(
+    arch: Architecture, task: Task, device: torch.device, enabled: bool, deploy: Deploy, effort: Effort = FULL
+) -> Measured:
     """Cost metrics of the deployed form of the untrained model (cost does not depend on the weights)."""
     try:
         model = task.build(arch).to(device).eval()
@@ -240,7 +261,7 @@ def _premeasure(arch: Architecture, task: Task, device: torch.device, enabled: b
         return not_measured(f"not measured before training: {one_line(exc)}", fingerprint(device))
     if not deployed.ok:
         return not_measured(f"not measured before training: {deployed.reason}", fingerprint(device))
-    measured = measurement.measure(deployed.model, arch, device, enabled, deploy=deploy)
+    measured = measurement.measure(deployed.model, arch, device, enabled, deploy=deploy, effort=effort)
     if not enabled:  # counting needs no timing: params are known from the shape alone
         from archbench.search_space.model import count_params
 

@@ -4,6 +4,11 @@
 with their null reasons and the hardware fingerprint, or, when measurement is skipped or fails,
 the same metric names as None with the reason. The modes and shape come from a
 :class:`~archbench.deploy.Deploy` (default: prefill only).
+
+How hard it measures is an :class:`Effort`: :data:`FULL` (the default: ``archbench.latency``'s stop rule,
+a 2 s energy window) or :data:`SCREEN`, a quick look for a multi-fidelity funnel's first rung (a looser
+stop rule capped at 1 s, a 0.5 s energy window) whose rows the funnel measures again in full at its top
+rung. Every measured row says which in its ``measure_effort`` column.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,9 +25,37 @@ from archbench.deploy import MODE_METRICS, Deploy
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS
 
+if TYPE_CHECKING:
+    from archbench.latency.stats import StopRule
+
 QUALITY_METRICS = ("val_loss", "val_bpb", "val_acc", "val_loss_quant", "val_bpb_quant", "val_acc_quant")
 TRAINING_METRICS = ("train_time_s", "train_tokens_per_s")
 COST_METRICS = tuple(m for m in METRICS if m not in QUALITY_METRICS and m not in TRAINING_METRICS)
+
+
+@dataclass(frozen=True)
+class Effort:
+    """How long a measurement looks: the latency stop rule (``rule``: :class:`~archbench.latency.StopRule`
+    fields; empty: its defaults) and the energy window with its idle baseline before it."""
+
+    name: str
+    rule: Mapping[str, float] = field(default_factory=dict)
+    energy_window_s: float = 2.0
+    idle_s: float = 1.0
+
+    def stop_rule(self) -> StopRule | None:
+        from archbench.latency.stats import StopRule
+
+        return StopRule(**self.rule) if self.rule else None  # type: ignore[arg-type]
+
+
+FULL = Effort("full")
+# The median to about 3% (or a 3% robust spread) after at least 10 calls, and never more than 1 s of timing:
+# enough to rank shapes whose latencies differ by more than that, at a fraction of a full measurement's cost.
+SCREEN = Effort(
+    "screen", {"cv_target": 0.03, "median_ci": 0.03, "min_samples": 10, "min_time_s": 0.05, "time_cap_s": 1.0},
+    energy_window_s=0.5, idle_s=0.25,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,9 +94,10 @@ def measure(
     enabled: bool,
     why_not: str = "",
     deploy: Deploy | None = None,
+    effort: Effort = FULL,
 ) -> Measured:
     """Cost metrics of the deployed ``model`` in every mode of ``deploy`` (default: prefill only, eager,
-    batch 1 at ``max_seq_len``) from ``archbench.latency``; never raises."""
+    batch 1 at ``max_seq_len``) from ``archbench.latency``, measured with ``effort``; never raises."""
     deploy = deploy or Deploy()
     if not enabled:
         return not_measured("not measured: measure=False", fingerprint(device))
@@ -76,7 +110,8 @@ def measure(
     try:
         m = measure_model(
             model, arch=arch, device=device, batch=deploy.batch, seq_len=deploy.prompt,
-            compile=deploy.exec_mode == "compile",
+            compile=deploy.exec_mode == "compile", rule=effort.stop_rule(), energy_window_s=effort.energy_window_s,
+            idle_s=effort.idle_s,
         )  # fmt: skip
     except Exception as exc:
         if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
@@ -84,7 +119,9 @@ def measure(
         return not_measured(f"measurement failed: {one_line(exc)}", fingerprint(device))
     metrics = dict(m.metrics)
     reasons = {k: v for k, v in dict(m.null_reasons).items() if metrics.get(k) is None}
-    hardware = {**m.hardware, "deploy": deploy.label(), "measure_mode": "+".join(deploy.modes)}
+    hardware = {
+        **m.hardware, "deploy": deploy.label(), "measure_mode": "+".join(deploy.modes), "measure_effort": effort.name
+    }  # fmt: skip
     for mode, keys in MODE_METRICS.items():
         if mode not in deploy.modes:
             for key in keys:
@@ -92,7 +129,7 @@ def measure(
                     metrics[key] = None
                     reasons[key] = f"not measured: deploy.modes has no {mode} (ask for it as an objective)"
             continue
-        extra, extra_reasons, extra_hw = _mode(mode, model, arch, device, deploy)
+        extra, extra_reasons, extra_hw = _mode(mode, model, arch, device, deploy, effort.stop_rule())
         if mode == "generate" and "decode" in deploy.modes:  # the decode cache at its context wins
             extra.pop("kv_cache_mb", None)
         compile_s = extra.pop("compile_s", None)
@@ -114,7 +151,7 @@ def measure(
 
 
 def _mode(
-    mode: str, model: nn.Module, arch: Architecture, device: torch.device, deploy: Deploy
+    mode: str, model: nn.Module, arch: Architecture, device: torch.device, deploy: Deploy, rule: StopRule | None
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """Metrics, null reasons and hardware columns of one decode/generate measurement (nulls on failure)."""
     from archbench.latency.decode import measure_decode, measure_generate
@@ -123,10 +160,10 @@ def _mode(
     try:
         if mode == "decode":
             m = measure_decode(model, arch, device, batch=deploy.batch, context=deploy.context,
-                               exec_mode=deploy.exec_mode, memory=False)  # fmt: skip
+                               exec_mode=deploy.exec_mode, memory=False, rule=rule)  # fmt: skip
         else:
             m = measure_generate(model, arch, device, batch=deploy.batch, prompt=deploy.context,
-                                 new_tokens=deploy.new_tokens, exec_mode=deploy.exec_mode)  # fmt: skip
+                                 new_tokens=deploy.new_tokens, exec_mode=deploy.exec_mode, rule=rule)  # fmt: skip
     except Exception as exc:
         if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -13,8 +13,10 @@ History:
     3: ``kv_heads`` (grouped-query attention); a part without it was multi-head.
 
 Nullable columns added within version 3, read as null from the parts written before them: ``rung`` (the
-rung of a multi-fidelity funnel; null for a single-fidelity search) and ``gpu_other_processes`` (compute
-processes other than the measuring one that NVML saw on its GPU).
+rung of a multi-fidelity funnel; null for a single-fidelity search), ``gpu_other_processes`` (compute
+processes other than the measuring one that NVML saw on its GPU), ``measure_effort`` (``full`` or
+``screen``: a funnel's quick first look; null: measured before it existed, in full) and, on a funnel's
+top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ HARDWARE: dict[str, pl.DataType] = {
     "device_kind": pl.String(),
     "archbench_version": pl.String(),
     "gpu_other_processes": pl.Int64(),
+    "measure_effort": pl.String(),
+    "screen_latency_ms": pl.Float64(),
+    "screen_stop_reason": pl.String(),
 }
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
 COUNT_METRICS = frozenset({"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples"})

@@ -198,7 +198,8 @@ class _Cache:
     """ok rows by (arch_id, budget) for this task and these budgets, measured on the same device (same
     ``CACHE_KEYS``: a CPU latency taken with another thread count, or by another archbench version, is not
     reused). Keyed on the budget, so the rungs of a funnel never stand in for one another. A row that
-    left one of the ``needed`` metrics uncomputed (a screening rung's ``*_quant`` quality) is no hit."""
+    left one of the ``needed`` metrics uncomputed (a screening rung's ``*_quant`` quality) is no hit, nor
+    is a quick look at cost (``measure_effort`` screen) for an evaluator that measures in full."""
 
     def __init__(
         self,
@@ -210,6 +211,7 @@ class _Cache:
         needed: Sequence[str] = (),
     ) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.full: dict[tuple[str, str], dict[str, Any]] = {}  # the rows measured in full (or not screened)
         self.needed = tuple(needed)
         self.identity = {k: hardware[k] for k in CACHE_KEYS if hardware.get(k) is not None}
         self.enabled = enabled and "device_name" in self.identity
@@ -224,8 +226,9 @@ class _Cache:
         for row in df.sort("created_at").to_dicts():
             self.add(row)
 
-    def get(self, arch: Architecture, budget: str) -> dict[str, Any] | None:
-        return self.rows.get((arch.arch_id, budget)) if self.enabled else None
+    def get(self, arch: Architecture, budget: str, full: bool = True) -> dict[str, Any] | None:
+        """The latest row of ``arch`` at ``budget``; with ``full``, the latest not measured by a quick look."""
+        return (self.full if full else self.rows).get((arch.arch_id, budget)) if self.enabled else None
 
     def add(self, row: dict[str, Any]) -> None:
         if not self.enabled or row.get("status") != "ok":
@@ -235,6 +238,8 @@ class _Cache:
             return
         if all(row.get(k) == v for k, v in self.identity.items()):
             self.rows[(row["arch_id"], row["budget"])] = row
+            if row.get("measure_effort") != "screen":
+                self.full[(row["arch_id"], row["budget"])] = row
 
 
 def _seed_once(
@@ -330,18 +335,21 @@ class _Job:
 
 
 def _rung_evaluators(config: SearchConfig, evaluator: Any) -> list[Any]:
-    """The evaluator of each rung (one for a single fidelity); rungs after the first only train."""
+    """The evaluator of each rung (one for a single fidelity): rung 0 measures (quickly, with
+    ``search.screen=quick``, and the top rung then measures again in full); the others only train."""
     if not config.fidelity.halving:
         return [evaluator]
     if not hasattr(evaluator, "at_budget"):
         raise ConfigError(f"evaluator {config.evaluator} cannot run search.fidelity=halving (it has no at_budget)")
     budgets = config.fidelity.budgets(config.budget)
     top = len(budgets) - 1
+    again = config.fidelity.remeasures
     ranked_on_quant = any(name.endswith("_quant") for name in config.needed_metrics)
-    return [
-        evaluator.at_budget(b, measure=(r == 0), validate_quant=(r == top or ranked_on_quant))
-        for r, b in enumerate(budgets)
-    ]
+    out = []
+    for r, b in enumerate(budgets):
+        measure, screen = r == 0 or (again and r == top), again and r == 0
+        out.append(evaluator.at_budget(b, measure=measure, validate_quant=(r == top or ranked_on_quant), screen=screen))
+    return out
 
 
 def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, started: float) -> SearchOutcome:
@@ -466,7 +474,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         if job.rung is not None:
             row = {**row, "rung": job.rung}
             if job.rung > 0 and funnel is not None and not row.get("cached"):
-                row = promoted_row(row, funnel.rows[job.suggestion.number])
+                again = job.rung == top and config.fidelity.remeasures
+                row = promoted_row(row, funnel.rows[job.suggestion.number], measured=again)
         return _judged(row, config.constraints)
 
     with SearchProgress(study, config.n_trials, enabled=config.progress) as progress:
@@ -490,7 +499,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
                     break
                 progressed = True
                 rung_eval = evaluators[job.rung or 0]
-                hit = cache.get(job.suggestion.arch, rung_eval.budget)
+                full = bool(getattr(rung_eval, "measure", False)) and not getattr(rung_eval, "screen", False)
+                hit = cache.get(job.suggestion.arch, rung_eval.budget, full=full)
                 if hit is not None:
                     fresh = {**_reuse(hit, study, job.suggestion.number), "feasible": None, "violation": None}
                     row = row_of(job, fresh)

@@ -13,9 +13,19 @@ What the funnel decides (and why):
 * A promoted trial is trained again from scratch at the longer budget: the learning-rate schedule spans
   the whole budget, so continuing a short run is not the same model as a long run. A candidate that
   reaches rung 2 of ``[1, 3, 9]`` costs 1 + 3 + 9 = 13 base budgets of training.
-* Promoted rungs do not measure again: cost does not depend on the weights, so a promoted row carries
-  the rung-0 row's cost metrics and hardware fingerprint (training-only tasks are also the ones that may
-  share a GPU, ``ray.train_gpu_fraction``).
+* Rung 0 takes a quick look at cost (``search.screen=quick``, the default: a looser latency stop rule
+  capped at 1 s and a 0.5 s energy window, :data:`~archbench.evaluators.measurement.SCREEN`), enough to
+  rank shapes; the top rung measures its candidates again in full, so every row of the final front carries
+  a full measurement, and records the quick look next to it (``screen_latency_ms``; the screen's error
+  is ``screen_latency_ms / latency_ms - 1``, as user-asks row 4 asks of any cheap proxy used for pruning).
+  A quick look never rejects a candidate on a timed constraint alone (``evaluate`` measures it again in
+  full first). Why: a full measurement (up to 10 s of timing, 3 s of energy) was most of a rung-0 row's
+  cost (``benchmarks/multi_fidelity.py``, ``row_seconds``), paid by every candidate, while only 1 in
+  ``eta ** (len(rungs) - 1)`` reaches the top. ``search.screen=full`` measures fully at rung 0 instead and
+  does not measure again.
+* Middle rungs do not measure: cost does not depend on the weights, so such a row carries the rung-0
+  row's cost metrics and hardware fingerprint (training-only tasks are also the ones that may share a
+  GPU, ``ray.train_gpu_fraction``).
 * Which trials take part in rung ``r``'s ranking: every row of rung ``r`` except ``infeasible`` ones (never
   trained); failed trials count in ``n_r`` but are never promoted, nor are ok rows that break a
   constraint.
@@ -55,6 +65,7 @@ from archbench.leaderboard.schema import IDENTITY, TIMES, arch_fields
 
 FIDELITIES = ("single", "halving")
 PROMOTIONS = ("pareto", "strata")  # how a rung's quota is chosen (see top_of_rung)
+SCREENS = ("quick", "full")  # how rung 0 measures (see the module docstring)
 NEVER_TRAINED = ("infeasible",)  # statuses that take no part in a rung's ranking
 
 
@@ -66,6 +77,7 @@ class FidelityConfig:
     rungs: tuple[float, ...] = (1, 3, 9)
     eta: int = 3
     promotion: str = "pareto"  # pareto | strata (see top_of_rung)
+    screen: str = "quick"  # quick: rung 0 measures quickly, the top rung again in full | full: rung 0 in full
 
     def __post_init__(self) -> None:
         if self.mode not in FIDELITIES:
@@ -83,10 +95,17 @@ class FidelityConfig:
             raise ConfigError(f"search.eta={self.eta!r}: must be an integer of at least 2")
         if self.promotion not in PROMOTIONS:
             raise ConfigError(f"search.promotion={self.promotion!r}: must be one of {', '.join(PROMOTIONS)}")
+        if self.screen not in SCREENS:
+            raise ConfigError(f"search.screen={self.screen!r}: must be one of {', '.join(SCREENS)}")
 
     @property
     def halving(self) -> bool:
         return self.mode == "halving"
+
+    @property
+    def remeasures(self) -> bool:
+        """Whether rung 0 measures quickly and the top rung measures again in full."""
+        return self.halving and self.screen == "quick"
 
     @property
     def top(self) -> int:
@@ -110,6 +129,8 @@ class FidelityConfig:
         out: dict[str, Any] = {"mode": "halving", "rungs": list(self.rungs), "eta": self.eta}
         if self.promotion != "pareto":  # recorded only when set, so studies from before still resume
             out["promotion"] = self.promotion
+        if self.screen != "full":  # studies from before the quick screen measured fully: they resume as full
+            out["screen"] = self.screen
         return out
 
 
@@ -264,9 +285,18 @@ class Funnel:
         ]
 
 
-def promoted_row(trained: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+def promoted_row(trained: Mapping[str, Any], base: Mapping[str, Any], measured: bool = False) -> dict[str, Any]:
     """A promoted rung's row: this rung's training (identity, status, quality and training metrics, times)
-    over the candidate's rung-0 row, whose measurement (cost metrics, hardware fingerprint) it keeps."""
+    over the candidate's rung-0 row, whose measurement (cost metrics, hardware fingerprint) it keeps.
+
+    ``measured``: this rung measured again in full (the top rung after a quick screen): the row is its own,
+    with the rung-0 quick look beside it as ``screen_latency_ms`` and ``screen_stop_reason``."""
+    if measured:
+        return {
+            **trained,
+            "screen_latency_ms": base.get("latency_ms"),
+            "screen_stop_reason": base.get("latency_stop_reason"),
+        }
     own = {*IDENTITY, *arch_fields(), *TIMES, "rung"}
 
     def from_training(key: str) -> bool:

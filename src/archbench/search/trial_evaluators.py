@@ -6,7 +6,7 @@
 * ``sleep``: sleeps a fixed time and returns the architecture's parameter count and depth as
   objectives; it exists to measure the driver's own overhead (benchmarks/driver_scaling.py).
 
-``at_budget(budget, measure)`` gives the evaluator for one rung of a multi-fidelity funnel
+``at_budget(budget, measure, validate_quant, screen)`` gives the evaluator for one rung of a multi-fidelity funnel
 (:mod:`archbench.search.fidelity`); an evaluator without it cannot run one.
 """
 
@@ -75,6 +75,7 @@ class TrainEvaluator:
     constraints: tuple[str, ...] = ()  # checked before training where they can be (see evaluate())
     deploy: Deploy | None = None  # the modes and shape measured (None: prefill at max_seq_len, eager)
     validate_quant: bool = True  # False: *_quant quality left null (a funnel's screening rungs)
+    screen: bool = False  # True: a quick measurement (a funnel's first rung; see evaluators.measurement.SCREEN)
     cacheable = True
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
@@ -87,19 +88,21 @@ class TrainEvaluator:
         result = evaluate(
             arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
             measure=self.measure, constraints=self.constraints, deploy=self.deploy,
-            validate_quant=self.validate_quant,
+            validate_quant=self.validate_quant, screen=self.screen,
         )  # fmt: skip
         if device == "cuda" and self.measure:
             result = flag_shared_gpu(result)
         return result
 
-    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True) -> TrainEvaluator:
+    def at_budget(
+        self, budget: str, measure: bool, validate_quant: bool = True, screen: bool = False
+    ) -> TrainEvaluator:
         """This evaluator at another budget. Without ``measure`` it only trains, and leaves the cost
         constraints to the rung that measured (their metrics do not depend on the weights); without
-        ``validate_quant`` it does not score the quantized model."""
+        ``validate_quant`` it does not score the quantized model; with ``screen`` it measures quickly."""
         return dataclasses.replace(
             self, budget=budget, measure=self.measure and measure, constraints=self.constraints if measure else (),
-            validate_quant=self.validate_quant and validate_quant,
+            validate_quant=self.validate_quant and validate_quant, screen=screen,
         )  # fmt: skip
 
     def probe_hardware(self) -> dict[str, Any]:
@@ -154,7 +157,9 @@ class LookupEvaluator:
             metrics=metrics, null_reasons=reasons, hardware=hardware, cached=True, reason="lookup",
         )  # fmt: skip
 
-    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True) -> LookupEvaluator:
+    def at_budget(
+        self, budget: str, measure: bool, validate_quant: bool = True, screen: bool = False
+    ) -> LookupEvaluator:
         """The table's rows of ``budget`` (every row carries its own measurement)."""
         return LookupEvaluator.load(self.table, self.task, budget, seed=self.seed, hardware=self.hardware)
 
@@ -181,7 +186,9 @@ class SleepEvaluator:
     def budget(self) -> str:
         return self.rung_budget or "none"
 
-    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True) -> SleepEvaluator:
+    def at_budget(
+        self, budget: str, measure: bool, validate_quant: bool = True, screen: bool = False
+    ) -> SleepEvaluator:
         return dataclasses.replace(self, rung_budget=budget)
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
