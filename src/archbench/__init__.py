@@ -21,7 +21,7 @@ from archbench.search_space import (
     to_config,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = [
     "ATTENTION",

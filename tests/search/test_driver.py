@@ -218,14 +218,26 @@ def test_lookup_evaluator_answers_from_a_leaderboard(tmp_path: Path) -> None:
         (["evaluator=magic"], "unknown trial evaluator 'magic'"),
     ],
 )
-def test_bad_overrides_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [ARCHBENCH, "search", *args, f"leaderboard={tmp_path / 'lb'}"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith("archbench: error: ") and message in result.stderr, result.stderr
-    assert result.stderr.count("\n") == 1
+def test_bad_overrides_are_one_line(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from archbench.cli.main import main
+
+    assert main(["search", *args, f"leaderboard={tmp_path / 'lb'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archbench: error: ") and message in err, err
+    assert err.count("\n") == 1
     assert not (tmp_path / "lb").exists()  # nothing written for a bad command
+
+
+def test_a_bad_override_through_the_installed_command_is_one_line(tmp_path: Path) -> None:
+    """The cases above call the CLI in-process; the console script gives the same line and exit code."""
+    result = subprocess.run(
+        [ARCHBENCH, "search", "n_trials=abc", f"leaderboard={tmp_path / 'lb'}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr == "archbench: error: n_trials='abc': must be an integer\n"
+    assert not (tmp_path / "lb").exists()
 
 
 def test_an_accelerator_type_the_cluster_lacks_is_refused(tmp_path: Path, local_ray: object) -> None:

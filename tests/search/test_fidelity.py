@@ -495,3 +495,4 @@ def test_a_trained_funnel_screens_at_rung_zero_and_measures_its_top_rows_in_full
     assert top["screen_latency_ms"] == first["latency_ms"] and top["screen_stop_reason"] == first["latency_stop_reason"]
     assert top["started_at"] > first["created_at"]  # measured again after rung 0, not copied from it
     assert [r["trial"] for r in outcome.front] == [top["trial"]]
+    assert outcome.screen_error == pytest.approx((first["latency_ms"] / top["latency_ms"] - 1,))

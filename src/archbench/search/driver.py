@@ -164,6 +164,7 @@ class SearchOutcome:
     plot: Path | None
     wall_s: float
     rungs: tuple[tuple[str, int], ...] = ()  # a funnel's (budget, rows) per rung; the front is the last's
+    screen_error: tuple[float, ...] = ()  # a funnel's top rows: screen_latency_ms / latency_ms - 1
 
 
 def make_evaluator(config: SearchConfig) -> Any:
@@ -659,6 +660,11 @@ def _outcome(
         plot=plot,
         wall_s=time.monotonic() - started,
         rungs=tuple((b, len(by_rung.get(r, {}))) for r, b in enumerate(budgets)),
+        screen_error=tuple(
+            r["screen_latency_ms"] / r["latency_ms"] - 1
+            for r in top_rows.values()
+            if r["status"] == "ok" and r.get("screen_latency_ms") and r.get("latency_ms")
+        ),
     )
 
 
@@ -675,6 +681,12 @@ def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> No
     )
     if outcome.rungs:
         console.print("funnel: " + ", ".join(f"rung {r} ({b}) {n} rows" for r, (b, n) in enumerate(outcome.rungs)))
+    if outcome.screen_error:
+        errors = np.abs(outcome.screen_error)
+        console.print(
+            f"rung 0's quick latency vs the top rung's full measurement: median |error| {np.median(errors):.1%}, "
+            f"largest {errors.max():.1%} over {len(errors)} rows (screen_latency_ms)"
+        )
     console.print(f"leaderboard: {outcome.leaderboard}   study state: {outcome.study_dir}")
     if outcome.plot:
         console.print(f"front plot: {outcome.plot}")
