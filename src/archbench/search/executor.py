@@ -2,7 +2,7 @@
 
 Each trial is one Ray task holding one GPU where the cluster has GPUs (so no two measurements share a
 device) and ``cpus_per_trial`` CPUs otherwise. A task that only trains (its evaluator's ``measure`` is
-false: the promoted rungs of a multi-fidelity funnel, or ``evaluator_options.measure=false``) holds
+false: the middle rungs of a multi-fidelity funnel, or ``evaluator_options.measure=false``) holds
 ``train_gpu_fraction`` of a GPU instead, so training may share a GPU when the user says so; a task that
 measures always holds a whole one. Ray retries a task whose worker process or node died
 (``max_retries``); an evaluation that fails by itself returns a failed TrialResult and is never retried.
