@@ -105,7 +105,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         "first_top_row_s": min((p[2] for p in front_rows.select(*NAMES, "t").rows()), default=None),
         "points": front_rows.select(*NAMES, "t").rows(),
         "rank_agreement": rank_agreement(df) if arm == "halving" else None,
-        "screen_error": screen_error(df) if arm == "halving" else [],
+        "screen_error": list(outcome.screen_error),  # the top rows' quick look against their full measurement
     }
 
 
@@ -132,15 +132,6 @@ def rank_agreement(df: pl.DataFrame) -> dict[str, float | None]:
         out[f"rung0_vs_rung{rung}"] = None if rho is None or np.isnan(rho) else float(rho)
         out[f"n_rung{rung}"] = pair.height
     return out
-
-
-def screen_error(df: pl.DataFrame) -> list[float]:
-    """The quick look's relative latency error on each ok row measured again in full (the top rung's)."""
-    if "screen_latency_ms" not in df.columns:
-        return []
-    again = df.filter((pl.col("status") == "ok") & pl.col("screen_latency_ms").is_not_null())
-    again = again.filter(pl.col("latency_ms").is_not_null())
-    return (again["screen_latency_ms"] / again["latency_ms"] - 1).to_list()
 
 
 def curve(points: list[tuple[float, float, float]], ref: np.ndarray, wall: float) -> list[tuple[float, float]]:

@@ -41,16 +41,22 @@ from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.evaluators import measurement
 from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
-from archbench.evaluators.measurement import FULL, SCREEN, Effort, Measured, fingerprint, not_measured, one_line
+from archbench.evaluators.measurement import (
+    FULL,
+    SCREEN,
+    UNTIMED_METRICS,
+    Effort,
+    Measured,
+    fingerprint,
+    not_measured,
+    one_line,
+)
 from archbench.evaluators.quality import validate
 from archbench.evaluators.task import Task, get_task
 from archbench.evaluators.trainer import TrainConfig, train
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
 from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
-
-# Cost metrics a quick look measures as exactly as a full one: counts, sizes, one call's memory.
-UNTIMED_METRICS = frozenset({"params", "flops", "model_bytes", "peak_mem_mb", "kv_cache_mb"})
 
 
 @dataclass

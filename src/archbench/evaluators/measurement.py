@@ -50,6 +50,8 @@ class Effort:
 
 
 FULL = Effort("full")
+# Cost metrics a quick look measures as exactly as a full one: counts, sizes, one call's memory.
+UNTIMED_METRICS = frozenset({"params", "flops", "model_bytes", "peak_mem_mb", "kv_cache_mb"})
 # The median to about 3% (or a 3% robust spread) after at least 10 calls, and never more than 1 s of timing:
 # enough to rank shapes whose latencies differ by more than that, at a fraction of a full measurement's cost.
 SCREEN = Effort(
