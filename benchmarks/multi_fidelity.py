@@ -55,7 +55,7 @@ NAMES = [o.name for o in OBJECTIVES]
 def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
-    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion, args.screen)
+    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion, args.screen, capped=not args.asha)
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
     config = SearchConfig(
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--promotion", default="pareto", help="the funnel's promotion rule: pareto | strata")
     parser.add_argument("--screen", default="quick", help="how rung 0 measures: quick (default) | full")
+    parser.add_argument("--asha", action="store_true", help="promote by ASHA's rule alone (search.capped=false)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")
     parser.add_argument("--strategy", default="optuna_tpe", help="search strategy of both arms (default: the default)")
@@ -248,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         "candidates_halving": float(np.median([r["candidates"] for r in runs if r["arm"] == "halving"])),
         "first_top_row_single_s": median([r["first_top_row_s"] for r in runs if r["arm"] == "single"]),
         "first_top_row_halving_s": median([r["first_top_row_s"] for r in runs if r["arm"] == "halving"]),
+        "rows_per_rung_halving": {  # how many trials each rung trained (median over seeds)
+            str(k): float(np.median([r["rows_per_rung"].get(k, 0) for r in runs if r["arm"] == "halving"]))
+            for k in sorted({k for r in runs if r["arm"] == "halving" for k in r["rows_per_rung"]})
+        },
         "rung_cost_over_single": rung_costs(runs),
         "screen_error": error_summary([e for r in runs for e in r["screen_error"]]),
     }
@@ -298,6 +303,8 @@ def report(summary: dict[str, Any], per_seed: list[dict[str, Any]], args: argpar
     table.add_row("time to the funnel's final HV", s(summary["single_time_to_halving_final"]), "-")
     table.add_row("first top-budget row", s(summary["first_top_row_single_s"]), s(summary["first_top_row_halving_s"]))
     Console().print(table)
+    rows = ", ".join(f"rung {k} {v:.0f}" for k, v in summary["rows_per_rung_halving"].items())
+    print(f"the funnel's rows per rung (median): {rows}")
     costs = ", ".join(f"rung {k} {v:.2f}x" for k, v in summary["rung_cost_over_single"].items())
     print(f"a row's cost (median seconds) over a single-fidelity row's: {costs}")
     err = summary["screen_error"]

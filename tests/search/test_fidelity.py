@@ -88,6 +88,34 @@ def test_the_funnel_promotes_from_the_highest_rung_first_and_logs_it(tmp_path: P
     assert (third[0], 2) in again.unfinished() and (first[0], 1) in again.unfinished()
 
 
+def test_a_capped_rung_sends_on_no_more_than_its_quota_while_asha_keeps_every_early_promotion(
+    tmp_path: Path,
+) -> None:
+    """Trial 0 leads rung 0 and goes on; then better trials land and push it out of the quota. ASHA's rule
+    alone also sends the new leader (2 of 5 promoted); capped, floor(5 / 3) = 1 was spent, so the new
+    leader waits (in line, not told) until the sixth completion raises the cap."""
+    promoted = {}
+    for capped in (True, False):
+        (tmp_path / str(capped)).mkdir()
+        funnel = Funnel(FidelityConfig("halving", (1, 3), 3, capped=capped), OBJ, tmp_path / str(capped))
+        for t, vals in enumerate([(3.0, 3.0), (4.0, 4.0), (5.0, 5.0)]):
+            funnel.record(0, t, {"status": "ok"}, vals)
+        assert funnel.next_promotion() == (0, 1)
+        funnel.launch(0, 1)
+        funnel.record(0, 3, {"status": "ok"}, (1.0, 1.0))  # dominates everyone: the quota is now [3]
+        funnel.record(0, 4, {"status": "ok"}, (2.0, 2.0))
+        assert funnel.quota(0) == [3]
+        nxt = funnel.next_promotion()
+        if nxt is not None:
+            funnel.launch(*nxt)
+        promoted[capped] = (nxt, funnel.may_go_on(3))
+        if capped:
+            funnel.record(0, 5, {"status": "ok"}, (6.0, 6.0))  # n = 6: the cap is 2
+            assert funnel.next_promotion() == (3, 1)
+    assert promoted == {True: (None, True), False: ((3, 1), True)}
+    assert "capped" not in FidelityConfig("halving", capped=False).identity()  # how studies from before resume
+
+
 def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
     base = {"trial": 3, "rung": 0, "budget": "steps=10", "status": "ok", "val_loss": 3.0, "latency_ms": 1.5,
             "params": 1000, "device_name": "cpu-x", "train_time_s": 1.0, "cached": True,
@@ -111,6 +139,7 @@ def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
         ({"mode": "halving", "rungs": (1, 9, 3)}, "at least two increasing positive budget multipliers"),
         ({"mode": "halving", "eta": 1}, "search.eta=1: must be an integer of at least 2"),
         ({"mode": "halving", "promotion": "best"}, "search.promotion='best': must be one of pareto, strata"),
+        ({"mode": "halving", "capped": "yes"}, "search.capped='yes': must be true or false"),
     ],
 )
 def test_bad_fidelity_settings_are_one_line(kwargs: dict, message: str) -> None:
@@ -138,7 +167,8 @@ def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int) -> None:
         above = set(df.filter(pl.col("rung") == rung + 1)["trial"].to_list())
         assert above <= set(here["trial"].to_list())  # nobody skips a rung
         done = [Completion(r["trial"], (r["val_loss"], r["latency_ms"])) for r in here.to_dicts()]
-        assert set(top_of_rung(done, OBJ, eta)) <= above  # once the funnel is drained, every top trial went on
+        # once the funnel is drained, the rung has sent on exactly its quota's worth (capped, the default)
+        assert len(above) == len(top_of_rung(done, OBJ, eta))
 
 
 def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) -> None:
@@ -154,7 +184,7 @@ def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) 
     pts = top.select("val_loss", "latency_ms").to_numpy()
     assert outcome.hypervolume == pytest.approx(front_hypervolume(pts, OBJ))
     saved = json.loads((outcome.study_dir / "study.json").read_text())
-    assert saved["fidelity"] == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3, "screen": "quick"}
+    assert saved["fidelity"] == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3, "screen": "quick", "capped": True}
     assert saved["space_hash"].startswith("sha256:")
 
 
@@ -201,9 +231,10 @@ def test_changing_the_fidelity_of_a_study_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         run_search(sleep_config(tmp_path, n_trials=3, study="f", budget="steps=10", fidelity=HALVING))
     msg = str(info.value)
-    assert 'fidelity was {"mode": "single"}, now {"eta": 3, "mode": "halving"' in msg and "\n" not in msg
+    assert 'fidelity.mode was "single", now "halving"; fidelity.rungs was unset, now [1, 3, 9]' in msg
+    assert "fidelity.capped was unset, now true" in msg and "\n" not in msg
     run_search(sleep_config(tmp_path, n_trials=6, study="h", budget="steps=10", fidelity=HALVING))
-    with pytest.raises(ConfigError, match=r"fidelity was .*rungs.*1, 3, 9.*now .*rungs.*1, 2, 4"):
+    with pytest.raises(ConfigError, match=r"\(fidelity.rungs was \[1, 3, 9\], now \[1, 2, 4\]\)"):
         run_search(sleep_config(tmp_path, n_trials=6, study="h", budget="steps=10",
                                 fidelity=FidelityConfig("halving", (1, 2, 4), 3)))  # fmt: skip
 
@@ -436,7 +467,7 @@ def test_rung_zero_takes_a_quick_look_and_the_top_rung_measures_again() -> None:
     config = sleep_config(Path("unused"), budget="steps=10", fidelity=HALVING)
     flags = [(e.measure, e.screen) for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
     assert flags == [(True, True), (False, False), (True, False)]
-    full = FidelityConfig("halving", (1, 3, 9), 3, screen="full")
+    full = FidelityConfig("halving", (1, 3, 9), 3, screen="full", capped=False)
     config = sleep_config(Path("unused"), budget="steps=10", fidelity=full)
     flags = [(e.measure, e.screen) for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
     assert flags == [(True, False), (False, False), (False, False)]

@@ -60,11 +60,7 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
     changes = saved.pop("changes", [])
     legacy = saved
     saved = upgrade(saved)
-    diffs = []
-    for key in sorted(set(saved) | set(canonical)):
-        if saved.get(key) != canonical.get(key):
-            was, now = _short(saved.get(key)), _short(canonical.get(key))
-            diffs.append(f"{key} was {was}, now {now}")
+    diffs = _diffs(saved, canonical)
     if diffs and not allow_changes:
         raise ConfigError(
             f"study {study!r} exists with other settings ({'; '.join(diffs)}): rerun with the original "
@@ -78,7 +74,28 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
     return True
 
 
+def _diffs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key was X, now Y`` for each differing setting; two settings that are both mappings are compared
+    key by key (``fidelity.rungs was [1, 3, 9], now [1, 2, 4]``), so a long one still names what changed."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key, _UNSET), now.get(key, _UNSET)
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.extend(_diffs(a, b, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key} was {_short(a)}, now {_short(b)}")
+    return out
+
+
+_UNSET = object()
+
+
 def _short(value: Any) -> str:
+    if value is _UNSET:
+        return "unset"
+
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 60 else text[:57] + "..."
 
