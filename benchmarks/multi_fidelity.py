@@ -55,7 +55,7 @@ NAMES = [o.name for o in OBJECTIVES]
 def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
-    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion, args.screen, capped=not args.asha)
+    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion, args.screen, capped=args.capped)
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
     config = SearchConfig(
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--promotion", default="pareto", help="the funnel's promotion rule: pareto | strata")
     parser.add_argument("--screen", default="quick", help="how rung 0 measures: quick (default) | full")
-    parser.add_argument("--asha", action="store_true", help="promote by ASHA's rule alone (search.capped=false)")
+    parser.add_argument("--capped", action="store_true", help="cap promotions at floor(n/eta) (search.capped=true)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")
     parser.add_argument("--strategy", default="optuna_tpe", help="search strategy of both arms (default: the default)")

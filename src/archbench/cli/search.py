@@ -60,7 +60,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         eta=search.get("eta", 3),
         promotion=str(search.get("promotion", "pareto")),
         screen=str(search.get("screen", "quick")),
-        capped=search.get("capped", True),
+        capped=search.get("capped", False),
     )
     from archbench.constraints import parse_constraints
 
