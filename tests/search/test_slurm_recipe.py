@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,8 +61,14 @@ def test_recipe_ray_commands_against_a_local_head(tmp_path: Path) -> None:
             time.sleep(2)
         assert search is not None and search.returncode == 0, search.stderr[-2000:] if search else ""
     finally:
+        # `ray start --block` stops its processes gracefully on SIGTERM but takes ~30 s to do it; the test
+        # gives it 5 s, then kills whatever is left of the group (the head's GCS, raylet and workers).
         os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
         # `ray start` records the head for later bare ray.init() calls; leave no record of a dead one.
         record = Path("/tmp/ray/ray_current_cluster")
         if record.exists() and record.read_text().strip().endswith(f":{port}"):
