@@ -121,7 +121,8 @@ def test_constraints_are_checked_before_training_and_strategies_learn(strategy: 
         {"name": "half", "fields": {"depth": [1, 2, 3, 4], "width": [32, 64, 96, 128], "heads": 2, "max_seq_len": 16,
                                     "residual": ["pre_ln", "rezero"], "ffn_ratio": [1.0, 2.0]}}
     )  # fmt: skip
-    bound = _median_params(space)
+    params = sorted(_params(a) for a in space.sample(space.size().valid, seed=0))
+    bound = params[len(params) // 2]
     config = SearchConfig(
         space=space, strategy=strategy, strategy_options={"population_size": 8} if "nsga" in strategy else {},
         budget="steps=1", n_trials=24, seed=1, leaderboard=str(tmp_path / "lb"), evaluator_options={"measure": False},
@@ -140,18 +141,6 @@ def test_constraints_are_checked_before_training_and_strategies_learn(strategy: 
     first, second = df["status"].to_list()[:12], df["status"].to_list()[12:]
     assert second.count("infeasible") < first.count("infeasible")
     assert outcome.front and {r["arch_id"] for r in outcome.front} <= set(good["arch_id"].to_list())
-
-
-_MEDIANS: dict[str, int] = {}
-
-
-def _median_params(space: object) -> int:
-    """The median parameter count over every shape of ``space`` (built once per space name)."""
-    name = space.name  # type: ignore[attr-defined]
-    if name not in _MEDIANS:
-        params = sorted(_params(a) for a in space.sample(space.size().valid, seed=0))  # type: ignore[attr-defined]
-        _MEDIANS[name] = params[len(params) // 2]
-    return _MEDIANS[name]
 
 
 def _params(arch: object) -> int:

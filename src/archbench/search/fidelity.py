@@ -16,9 +16,9 @@ What the funnel decides (and why):
   and 17 of those rung 2. ``search.capped=true`` never lets a rung of ``n`` send on more than
   ``floor(n / eta)`` (the best waiting trial goes at the next completion that raises the cap). It is not
   the default because it measured worse: it screened 82 candidates where ASHA screened 54, but sent 8
-  through the top rung, not 17, and short training ranks shapes too loosely for that (rung 0 vs rung 2
-  val_loss: Spearman 0.50-0.70), so its fronts fell short of single fidelity's in 2 seeds of 3
-  (``multi_fidelity_cpu_480s_capped.json``; ASHA's rule alone beat single fidelity in 2 of 3).
+  through the top rung, not 17, and a front of 8 top-budget models covers less of the trade-off, so its
+  fronts fell short of single fidelity's in 2 seeds of 3 (``multi_fidelity_cpu_480s_capped.json``;
+  ASHA's rule alone beat single fidelity in 2 of 3).
 * A promoted trial is trained again from scratch at the longer budget: the learning-rate schedule spans
   the whole budget, so continuing a short run is not the same model as a long run. A candidate that
   reaches rung 2 of ``[1, 3, 9]`` costs 1 + 3 + 9 = 13 base budgets of training.
@@ -275,7 +275,7 @@ class Funnel:
 
     def next_promotion(self) -> tuple[int, int] | None:
         """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies.
-        Capped (the default): a rung of ``n`` completions has sent at most ``floor(n / eta)`` on."""
+        Capped (``search.capped=true``): a rung of ``n`` completions sends at most ``floor(n / eta)`` on."""
         for r in reversed(range(len(self.done) - 1)):
             if self.fidelity.capped and len(self.launched[r + 1]) >= len(self.done[r]) // self.eta:
                 continue

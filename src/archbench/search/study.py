@@ -95,7 +95,6 @@ _UNSET = object()
 def _short(value: Any) -> str:
     if value is _UNSET:
         return "unset"
-
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 60 else text[:57] + "..."
 
