@@ -13,6 +13,11 @@ by a short search first so that no arm pays for starting workers; every trial is
   full measurements; the quick look's error on the top rows (``screen_latency_ms / latency_ms - 1``) is
   reported.
 
+``--continuation`` (``search.continuation=true``): a promoted trial continues its last rung's training
+state instead of training again from scratch; it needs the ``wsd`` schedule, which both arms then train
+under with the same warm-up (10% of rung 0's steps), so a top-rung row and a single-fidelity row of one
+architecture are the same model (``--schedule`` picks the schedule of both arms otherwise).
+
 Hypervolume (val_loss, latency_ms, both minimised) is computed on one reference point for every run: the
 worst value of each objective over all final front candidates of all runs plus 10% of its range. For
 each seed it reports the final hypervolumes and the time each arm needs to reach the other's final
@@ -22,6 +27,8 @@ PNG to ``benchmarks/results/``.
 
     python benchmarks/multi_fidelity.py                       # 3 seeds x 2 arms x 150 s on this machine
     python benchmarks/multi_fidelity.py --seeds 5 --wall 300 --base steps=60
+    python benchmarks/multi_fidelity.py --wall 480 --continuation \
+        --out benchmarks/results/multi_fidelity_cpu_480s_continued.json
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from archbench.leaderboard.hypervolume import hypervolume_of
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, SearchConfig, run_search
 from archbench.search.fidelity import FidelityConfig
+from archbench.train_config import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OBJECTIVES = (Objective("val_loss"), Objective("latency_ms"))
@@ -55,7 +63,9 @@ NAMES = [o.name for o in OBJECTIVES]
 def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
-    fidelity = FidelityConfig("halving", rungs, args.eta, args.promotion, args.screen, capped=args.capped)
+    fidelity = FidelityConfig(
+        "halving", rungs, args.eta, args.promotion, args.screen, capped=args.capped, continuation=args.continuation
+    )
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
     config = SearchConfig(
@@ -75,6 +85,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         cache=False,
         progress=False,
         plot=False,
+        train=train_config(args),
     )
     t0 = time.time()
     outcome = run_search(config)
@@ -106,7 +117,30 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         "points": front_rows.select(*NAMES, "t").rows(),
         "rank_agreement": rank_agreement(df) if arm == "halving" else None,
         "screen_error": list(outcome.screen_error),  # the top rows' quick look against their full measurement
+        "train_schedule": sorted(set(df["train_schedule"].drop_nulls().to_list())) if df.height else [],
+        "resumed_steps": resumed_steps(df),
     }
+
+
+def resumed_steps(df: pl.DataFrame) -> dict[int, float | None]:
+    """Median steps each rung's rows took over from the rung below (0: trained from scratch)."""
+    if not df.height or "train_resumed_steps" not in df.columns:
+        return {}
+    agg = df.group_by(pl.col("rung").fill_null(0)).agg(pl.col("train_resumed_steps").median().alias("resumed"))
+    return {int(r["rung"]): r["resumed"] for r in agg.to_dicts()}
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """Both arms' schedule: with ``--continuation``, wsd warmed up over 10% of rung 0's steps."""
+    schedule = args.schedule or ("wsd" if args.continuation else "cosine")
+    if not args.continuation:
+        return TrainConfig(schedule=schedule)
+    from archbench.evaluators.budget import Budget
+
+    base = Budget.parse(args.base)
+    if base.unit != "steps":
+        raise SystemExit(f"--continuation needs --base steps=N, not {args.base}")
+    return TrainConfig(schedule=schedule, warmup_steps=-(-base.amount // 10))  # ceil(0.1 x rung 0's steps)
 
 
 def warm_up(args: argparse.Namespace, work: Path) -> None:
@@ -192,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promotion", default="pareto", help="the funnel's promotion rule: pareto | strata")
     parser.add_argument("--screen", default="quick", help="how rung 0 measures: quick (default) | full")
     parser.add_argument("--capped", action="store_true", help="cap promotions at floor(n/eta) (search.capped=true)")
+    parser.add_argument("--continuation", action="store_true", help="promotions continue (search.continuation=true)")
+    parser.add_argument(
+        "--schedule",
+        default=None,
+        help="both arms' schedule: cosine | wsd (default: wsd with --continuation, else cosine)",
+    )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")
     parser.add_argument("--strategy", default="optuna_tpe", help="search strategy of both arms (default: the default)")
@@ -220,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     every = np.array([p[:2] for r in runs for p in r["points"] if p[2] <= args.wall], dtype=float)
+    if not len(every):
+        print(f"no top-budget row landed within --wall {args.wall:.0f} s: give a longer wall", file=sys.stderr)
+        return 1
     ref = every.max(axis=0) + 0.1 * (every.max(axis=0) - every.min(axis=0))
     per_seed = []
     for seed in range(args.seeds):
@@ -254,6 +297,18 @@ def main(argv: list[str] | None = None) -> int:
             for k in sorted({k for r in runs if r["arm"] == "halving" for k in r["rows_per_rung"]})
         },
         "rung_cost_over_single": rung_costs(runs),
+        "resumed_steps_halving": {  # median steps each rung continued from the rung below
+            str(k): float(
+                np.median(
+                    [
+                        r["resumed_steps"][k]
+                        for r in runs
+                        if r["arm"] == "halving" and r["resumed_steps"].get(k) is not None
+                    ]
+                )
+            )
+            for k in sorted({k for r in runs if r["arm"] == "halving" for k in r["resumed_steps"]})
+        },
         "screen_error": error_summary([e for r in runs for e in r["screen_error"]]),
     }
     ratio = summary["halving_over_single_time"]

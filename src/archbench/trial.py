@@ -29,6 +29,7 @@ METRICS: dict[str, str] = {
     "val_acc_quant": "validation accuracy after quant",
     "train_time_s": "wall time of the training budget (s)",
     "train_tokens_per_s": "training throughput (tokens/s)",
+    "train_resumed_steps": "training steps that came from a shorter run's state (0: from scratch)",
     "latency_ms": "median inference latency (ms)",
     "latency_p90_ms": "90th percentile inference latency (ms)",
     "latency_cv": "coefficient of variation of the latency samples",

@@ -540,3 +540,55 @@ def test_a_trained_funnel_screens_at_rung_zero_and_measures_its_top_rows_in_full
     assert top["started_at"] > first["created_at"]  # measured again after rung 0, not copied from it
     assert [r["trial"] for r in outcome.front] == [top["trial"]]
     assert outcome.screen_error == pytest.approx((first["latency_ms"] / top["latency_ms"] - 1,))
+
+
+@pytest.mark.slow
+def test_a_continued_funnel_trains_each_promotion_from_its_last_rungs_state(tmp_path: Path) -> None:
+    """search.continuation: rung 1 starts from rung 0's state where its cool-down began, and is the same
+    model (bit for bit on CPU) as a wsd run of rung 1's budget from scratch; the states go at the end."""
+    from archbench import SearchSpace
+    from archbench.evaluators import evaluate
+    from archbench.train_config import TrainConfig
+
+    one = SearchSpace.from_dict(
+        {"name": "one", "fields": {"depth": [1], "width": [32], "heads": [2], "residual": ["pre_ln", "rezero"],
+                                   "max_seq_len": 32, "quant": ["fp32"], "ffn_ratio": [2, 4]}}
+    )  # fmt: skip
+    funnel = FidelityConfig("halving", (1, 2), 3, continuation=True)
+    config = sleep_config(tmp_path, space=one, evaluator="train", strategy="random", n_trials=3, concurrency=1,
+                          budget="steps=5", fidelity=funnel, evaluator_options={}, train=TrainConfig(schedule="wsd"),
+                          cache=False)  # fmt: skip
+    outcome = run_search(config)
+    df = rows(tmp_path / "lb").sort("rung", "trial")
+    assert df["rung"].to_list() == [0, 0, 0, 1] and (df["status"] == "ok").all()
+    assert df["train_schedule"].unique().to_list() == ["wsd(warmup=1,decay=0.2)"]  # 10% of rung 0's 5 steps
+    assert df["train_resumed_steps"].to_list() == [0, 0, 0, 4]  # rung 0 cools down over its last step
+    top = df.filter(pl.col("rung") == 1).row(0, named=True)
+    scratch = evaluate(_arch_of_row(top), "charlm", "steps=10", config=TrainConfig(schedule="wsd", warmup_steps=1),
+                       measure=False)  # fmt: skip
+    assert top["val_loss"] == scratch.metrics["val_loss"] and scratch.metrics["train_resumed_steps"] == 0
+    assert not (outcome.study_dir / "train_states").exists()
+    assert json.loads((outcome.study_dir / "study.json").read_text())["fidelity"]["continuation"] is True
+
+
+def _arch_of_row(row: dict) -> object:
+    from archbench.search_space.architecture import Architecture
+
+    return Architecture.from_dict({k: row[k] for k in Architecture.field_names()})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budget": "steps=5"}, r"^search.continuation=true needs train.schedule=wsd: a cosine schedule spans"),
+        ({"budget": "seconds=5", "schedule": "wsd"}, r"^train.schedule=wsd needs budget=steps=N or tokens=N, not"),
+        ({"budget": "tokens=5000", "schedule": "wsd"}, r"^search.continuation=true on budget=tokens=5000: give "),
+    ],
+)
+def test_continuation_settings_that_cannot_work_are_one_line(kwargs: dict, message: str, tmp_path: Path) -> None:
+    from archbench.train_config import TrainConfig
+
+    funnel = FidelityConfig("halving", (1, 3), 3, continuation=True)
+    train = TrainConfig(schedule=kwargs.pop("schedule", "cosine"))
+    with pytest.raises(ConfigError, match=message):
+        sleep_config(tmp_path, evaluator="train", evaluator_options={}, fidelity=funnel, train=train, **kwargs)

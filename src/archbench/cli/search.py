@@ -61,7 +61,16 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         promotion=str(search.get("promotion", "pareto")),
         screen=str(search.get("screen", "quick")),
         capped=search.get("capped", False),
+        continuation=search.get("continuation", False),
     )
+    from archbench.train_config import TrainConfig
+
+    train_opts = dict(cfg.get("train") or {})
+    allowed = ("schedule", "warmup_steps", "decay_frac")
+    unknown = sorted(set(train_opts) - set(allowed))
+    if unknown:
+        raise ConfigError(f"train: unknown settings {unknown}; allowed: {list(allowed)}")
+    train = TrainConfig(**{k: v for k, v in train_opts.items() if v is not None or k == "warmup_steps"})
     from archbench.constraints import parse_constraints
 
     return SearchConfig(
@@ -89,6 +98,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         progress=bool(cfg["progress"]),
         plot=bool(cfg["plot"]),
         deploy=Deploy.from_dict(cfg.get("deploy")),
+        train=train,
     )
 
 

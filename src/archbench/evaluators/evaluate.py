@@ -22,6 +22,12 @@ funnel's first rung). A candidate is never called ``infeasible`` on a quick look
 when only a timed constraint (latency, energy: not params, FLOPs, bytes or memory) fails on the screen,
 the untrained model is measured again in full and judged on that.
 
+``save_state`` / ``resume_from`` (``train.schedule=wsd`` only): the run writes its state where its
+cool-down begins to ``save_state``, and starts from the state in ``resume_from`` when there is one it can
+continue (:func:`~archbench.evaluators.trainer.can_resume`), else from scratch, which trains the same model
+(``train_resumed_steps`` says which: the steps that came from the state). Every row records its schedule
+(``train_schedule``).
+
 A metric that could not be obtained is None with its reason in ``null_reasons``.
 """
 
@@ -29,8 +35,10 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,7 +61,7 @@ from archbench.evaluators.measurement import (
 )
 from archbench.evaluators.quality import validate
 from archbench.evaluators.task import Task, get_task
-from archbench.evaluators.trainer import TrainConfig, train
+from archbench.evaluators.trainer import TrainConfig, can_resume, train
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
 from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
@@ -108,6 +116,8 @@ def _run(
     seed: int,
     device: torch.device,
     validate_quant: bool = True,
+    save_state: Path | None = None,
+    resume_from: Path | None = None,
 ) -> _Outcome:
     """Train, validate, quantize and validate again (unless ``validate_quant`` is False: the quantized
     model is still built, for measurement, but not scored); exceptions propagate to :func:`evaluate`."""
@@ -119,9 +129,15 @@ def _run(
         data = task.prepare(arch)
         model = task.build(arch).to(device)
         generator = torch.Generator().manual_seed(seed)
-        trained = train(model, data, budget, config, batch_size=batch_size, generator=generator, device=device)
+        state = _load_state(resume_from, config, budget.total_steps(batch_size * data.seq_len), device)
+        saver = (lambda st: _save_state(st, save_state)) if save_state is not None else None
+        trained = train(
+            model, data, budget, config, batch_size=batch_size, generator=generator, device=device,
+            resume=state, on_snapshot=saver,
+        )  # fmt: skip
     out.metrics["train_time_s"] = trained.seconds
     out.metrics["train_tokens_per_s"] = trained.tokens_per_s
+    out.metrics["train_resumed_steps"] = trained.resumed_steps
     if trained.tokens_per_s is None:
         out.null(["train_tokens_per_s"], "no training time elapsed")
     quality_names = list(task.metric_names) + list(_quant_names(task))
@@ -167,6 +183,25 @@ def _run(
     return out
 
 
+def _load_state(path: Path | None, config: TrainConfig, total: int | None, device: torch.device) -> Any:
+    """The training state in ``path`` when this run can continue it; None (train from scratch) otherwise."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # a torn or foreign file: from scratch trains the same model
+        return None
+    return state if isinstance(state, dict) and can_resume(state, config, total) is None else None
+
+
+def _save_state(state: Mapping[str, Any], path: Path) -> None:
+    """Write ``state`` atomically (a crash leaves the old file or the new one, never half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
 def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
@@ -188,6 +223,8 @@ def evaluate(
     deploy: Deploy | None = None,
     validate_quant: bool = True,
     screen: bool = False,
+    save_state: str | Path | None = None,
+    resume_from: str | Path | None = None,
 ) -> TrialResult:
     """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
 
@@ -197,7 +234,7 @@ def evaluate(
     ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
     prefill, plus the modes the constraints need. ``validate_quant=False`` leaves the quantized model's
     quality (``*_quant``) null with the reason (a funnel's screening rungs, which rank on other metrics).
-    ``screen=True`` measures quickly (see the module docstring).
+    ``screen=True`` measures quickly; ``save_state`` / ``resume_from``: see the module docstring.
     """
     started = utc_now()
     if not isinstance(arch, Architecture):
@@ -205,17 +242,21 @@ def evaluate(
     task_obj = get_task(task)
     budget_obj = Budget.parse(budget)
     config = config or TrainConfig()
+    if config.schedule == "wsd" and budget_obj.unit == "seconds":
+        raise ConfigError(f"train.schedule=wsd needs a budget of steps or tokens, not {budget_obj}")
     dev = resolve_device(device)
     cons = parse_constraints(constraints)
     deploy = (deploy or Deploy()).for_metrics(c.metric for c in cons)
-    all_quality = (*task_obj.metric_names, *_quant_names(task_obj), "train_time_s", "train_tokens_per_s")
+    all_quality = (*task_obj.metric_names, *_quant_names(task_obj), *measurement.TRAINING_METRICS)
+    save_path = Path(save_state) if save_state is not None else None
+    resume_path = Path(resume_from) if resume_from is not None else None
 
     reason = unsupported_reason(arch.quant, dev)
     if reason is not None:
         out = _Outcome("unsupported", f"quant {arch.quant}: {reason}")
         out.null(all_quality, f"not trained: {out.reason}")
         measured = not_measured(f"not measured: {out.reason}", fingerprint(dev))
-        return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev)
+        return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, config=config)
 
     effort = SCREEN if screen else FULL
     premeasured: Measured | None = None
@@ -228,10 +269,10 @@ def evaluate(
         if feasible is False:
             out = _Outcome("infeasible", why)
             out.null(all_quality, f"not trained: infeasible: {why}")
-            return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, cons)
+            return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, cons, config)
 
     try:
-        out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant)
+        out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant, save_path, resume_path)
     except torch.OutOfMemoryError as exc:
         out = _Outcome("oom", f"CUDA out of memory: {one_line(exc)}")
     except MemoryError as exc:
@@ -248,7 +289,7 @@ def evaluate(
         why_not = f"status {out.status}"
         measured = measurement.measure(out.deployed, arch, dev, measure, why_not=why_not, deploy=deploy, effort=effort)
     out.deployed = None
-    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, cons)
+    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, cons, config)
 
 
 def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
@@ -289,11 +330,13 @@ def _result(
     measured: Measured,
     device: torch.device,
     constraints: tuple[Constraint, ...] = (),
+    config: TrainConfig | None = None,
 ) -> TrialResult:
     metrics = {**out.metrics, **measured.metrics}
     null_reasons = {**out.null_reasons, **measured.null_reasons}
     null_reasons = {k: v for k, v in null_reasons.items() if metrics.get(k) is None}
     hardware = dict(measured.hardware) or {"device_kind": device.type}
+    hardware["train_schedule"] = (config or TrainConfig()).label()
     feasible, violation, _ = judge(metrics, constraints)
     return TrialResult(
         arch=arch,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from archbench.latency.stats import StopRule
 
 QUALITY_METRICS = ("val_loss", "val_bpb", "val_acc", "val_loss_quant", "val_bpb_quant", "val_acc_quant")
-TRAINING_METRICS = ("train_time_s", "train_tokens_per_s")
+TRAINING_METRICS = ("train_time_s", "train_tokens_per_s", "train_resumed_steps")
 COST_METRICS = tuple(m for m in METRICS if m not in QUALITY_METRICS and m not in TRAINING_METRICS)
 
 

@@ -1,16 +1,21 @@
-"""The short-budget trainer: AdamW, warm-up + cosine, a budget in steps, tokens or seconds.
+"""The short-budget trainer: AdamW, warm-up + cosine (or WSD), a budget in steps, tokens or seconds.
 
 One job: run the optimisation loop and say how it went (:class:`TrainOutcome`). It is deterministic
 given the model's initial weights and the batch generator's seed on CPU; on CUDA it runs under bf16
 autocast. A non-finite loss, or one that grows past ``diverge_factor`` times the first loss, stops
 training early with ``diverged`` set. Training wall time is recorded because it *is* the budget of a
 ``seconds=`` run; inference latency is measured elsewhere (``archbench.latency``).
+
+Under the ``wsd`` schedule a run can hand over its state (weights, optimiser moments, the batch and
+dropout generators, the step) where its cool-down begins (``on_snapshot``), and a longer run can start
+from it (``resume``): on CPU the result is bit-for-bit the longer run from scratch (tests hold it).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -21,40 +26,11 @@ from torch import Tensor, nn
 
 from archbench.errors import ConfigError
 from archbench.evaluators.budget import Budget
-from archbench.evaluators.schedule import lr_factor
+from archbench.evaluators.schedule import decay_start
 from archbench.evaluators.task import IGNORE, TaskData
+from archbench.train_config import TrainConfig
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser and loop settings (the budget is separate)."""
-
-    lr: float = 3e-3
-    weight_decay: float = 0.1  # on matrices and embeddings only, not on norms, biases or scalars
-    betas: tuple[float, float] = (0.9, 0.95)
-    warmup_frac: float = 0.1
-    min_lr_frac: float = 0.1
-    grad_clip: float | None = 1.0
-    batch_size: int | None = None  # None: the task's own batch size
-    diverge_factor: float = 4.0  # loss above this times the first loss counts as exploding
-    check_every: int = 8  # steps between loss checks (each one synchronises a GPU)
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-
-    def __post_init__(self) -> None:
-        checks = {
-            "lr": self.lr > 0 and math.isfinite(self.lr),
-            "weight_decay": self.weight_decay >= 0,
-            "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            "warmup_frac": 0 <= self.warmup_frac < 1,
-            "min_lr_frac": 0 <= self.min_lr_frac <= 1,
-            "grad_clip": self.grad_clip is None or self.grad_clip > 0,
-            "batch_size": self.batch_size is None or self.batch_size >= 1,
-            "diverge_factor": self.diverge_factor > 1,
-            "check_every": self.check_every >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"train config: {name}={getattr(self, name)!r} is out of range")
+__all__ = ["TrainConfig", "TrainOutcome", "can_resume", "make_optimizer", "snapshot", "train"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +43,7 @@ class TrainOutcome:
     first_loss: float | None
     last_loss: float | None
     diverged: str | None = None  # why training stopped early; None when it ran its budget
+    resumed_steps: int = 0  # steps that came from the state it started from (0: from scratch)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -128,17 +105,34 @@ def train(
     batch_size: int,
     generator: torch.Generator,
     device: torch.device,
+    resume: Mapping[str, Any] | None = None,
+    on_snapshot: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainOutcome:
-    """Train ``model`` (already on ``device``) in place on ``data`` for ``budget``."""
+    """Train ``model`` (already on ``device``) in place on ``data`` for ``budget``.
+
+    ``resume``: a state :func:`snapshot` took (see :func:`can_resume`); ``on_snapshot`` is called with
+    the state where the ``wsd`` cool-down begins (a ``wsd`` run of a step or token budget only)."""
     model.train()
     opt = make_optimizer(model, config, device)
     total = budget.total_steps(batch_size * data.seq_len)
+    if config.schedule == "wsd" and total is None:
+        raise ConfigError(f"train.schedule=wsd needs a budget of steps or tokens, not {budget}")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.amp else nullcontext()
     watch = _Watch(config.diverge_factor)
     step = tokens = 0
+    if resume is not None:
+        step, tokens = _restore(resume, model, opt, generator, watch, device)
+    resumed, resumed_tokens = step, tokens
+    snap_at = decay_start(total, config.decay_frac) if on_snapshot and total and config.schedule == "wsd" else None
     diverged: str | None = None
     start = time.perf_counter()
     while True:
+        if step == snap_at:
+            diverged = watch.check()
+            if diverged:
+                break
+            state = snapshot(step, tokens, model, opt, generator, watch, device)
+            on_snapshot({**state, "schedule": config.label()})  # type: ignore[misc]
         elapsed = time.perf_counter() - start
         if total is not None:
             if step >= total:
@@ -148,7 +142,7 @@ def train(
             if elapsed >= budget.amount:
                 break
             progress = max(elapsed / budget.amount, 1e-3)
-        lr = config.lr * lr_factor(progress, config.warmup_frac, config.min_lr_frac)
+        lr = config.lr * config.factor(step, total, progress)
         for group in opt.param_groups:
             group["lr"] = lr
         batch = data.train_batch(generator, batch_size)
@@ -173,4 +167,47 @@ def train(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return TrainOutcome(step, tokens, seconds, watch.first, watch.last, diverged)
+    done = TrainOutcome(step - resumed, tokens - resumed_tokens, seconds, watch.first, watch.last, diverged, resumed)
+    return done
+
+
+def can_resume(state: Mapping[str, Any], config: TrainConfig, total: int | None) -> str | None:
+    """Why ``state`` cannot start a ``wsd`` run of ``total`` steps under ``config`` (None: it can)."""
+    if config.schedule != "wsd" or total is None:
+        return "only a wsd run of a step or token budget continues a state"
+    if state.get("schedule") != config.label():
+        return f"the state was trained under {state.get('schedule')}, not {config.label()}"
+    if int(state["step"]) > decay_start(total, config.decay_frac):
+        return f"the state is at step {state['step']}, past the cool-down of {total} steps"
+    return None
+
+
+def snapshot(
+    step: int, tokens: int, model: nn.Module, opt: torch.optim.Optimizer, generator: torch.Generator,
+    watch: _Watch, device: torch.device,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything a continued run needs to be the same as one run (on CPU, bit for bit)."""
+    return {
+        "step": step,
+        "tokens": tokens,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "generator": generator.get_state(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "watch": (watch.first, watch.last, watch.checked),
+    }
+
+
+def _restore(
+    state: Mapping[str, Any], model: nn.Module, opt: torch.optim.Optimizer, generator: torch.Generator,
+    watch: _Watch, device: torch.device,
+) -> tuple[int, int]:  # fmt: skip
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    watch.first, watch.last, watch.checked = state["watch"]
+    return int(state["step"]), int(state["tokens"])

@@ -60,9 +60,12 @@ HARDWARE: dict[str, pl.DataType] = {
     "measure_effort": pl.String(),
     "screen_latency_ms": pl.Float64(),
     "screen_stop_reason": pl.String(),
+    "train_schedule": pl.String(),
 }
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
-COUNT_METRICS = frozenset({"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples"})
+COUNT_METRICS = frozenset(
+    {"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples", "train_resumed_steps"}
+)
 # Direction of the known metrics when an objective gives none ("val_acc" is better high).
 MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"})
 

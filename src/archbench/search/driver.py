@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from archbench.search.study import check_or_create, driver_lock, space_hash
 from archbench.search.trial_evaluators import failed_result
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
+from archbench.train_config import TrainConfig
 from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
 
 
@@ -73,6 +76,7 @@ class SearchConfig:
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)  # single, or the halving funnel
     timeout_s: float | None = None  # start nothing new after this long (running trials finish); None: no limit
     deploy: Deploy = field(default_factory=Deploy)  # how candidates are measured (modes, shape, eager/compile)
+    train: TrainConfig = field(default_factory=TrainConfig)  # the optimiser and schedule of every trial
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -93,6 +97,8 @@ class SearchConfig:
         if self.fidelity.halving:
             self.fidelity.budgets(self.budget)  # a budget the rungs can scale, and rungs that stay distinct
         if self.evaluator == "train":
+            self.trial_train_config()  # a schedule the budget (and the funnel's continuation) allows
+        if self.evaluator == "train":
             lengths = self.space.to_dict()["fields"].get("max_seq_len", Architecture().max_seq_len)
             for max_seq_len in lengths if isinstance(lengths, list) else [lengths]:
                 self.measured_deploy.check_fits(int(max_seq_len))
@@ -101,6 +107,30 @@ class SearchConfig:
                 raise ConfigError(
                     f"seed architecture {arch.arch_id} ({arch.describe()}) is not in space {self.space.name}"
                 )
+
+    def trial_train_config(self) -> TrainConfig:
+        """``train`` as every trial runs it: with ``search.continuation`` and no ``train.warmup_steps``, the
+        warm-up is ``warmup_frac`` of rung 0's steps at every rung (a continued rung must share it)."""
+        kind = self.budget.partition("=")[0].strip()
+        if self.train.schedule == "wsd" and kind == "seconds":
+            raise ConfigError(f"train.schedule=wsd needs budget=steps=N or tokens=N, not {self.budget}")
+        if not (self.fidelity.halving and self.fidelity.continuation):
+            return self.train
+        if self.train.schedule != "wsd":
+            raise ConfigError(
+                "search.continuation=true needs train.schedule=wsd: a cosine schedule spans its whole budget, "
+                "so a short run cannot be continued into a longer one"
+            )
+        if self.train.warmup_steps is not None:
+            return self.train
+        if kind != "steps":
+            raise ConfigError(
+                f"search.continuation=true on budget={self.budget}: give train.warmup_steps=N (or budget=steps=N)"
+            )
+        from archbench.evaluators.budget import Budget
+
+        first = Budget.parse(self.fidelity.budgets(self.budget)[0])
+        return dataclasses.replace(self.train, warmup_steps=math.ceil(self.train.warmup_frac * first.amount))
 
     @property
     def measured_deploy(self) -> Deploy:
@@ -145,6 +175,7 @@ class SearchConfig:
             "evaluator_options": {k: v for k, v in self.evaluator_options.items() if k != "rows"},
             # only when it is not the default, so that studies from before the setting existed resume
             **({"deploy": self.measured_deploy.to_dict()} if self.measured_deploy != Deploy() else {}),
+            **({"train_schedule": self.train.label()} if self.train != TrainConfig() else {}),
         }
 
 
@@ -187,12 +218,16 @@ def make_evaluator(config: SearchConfig) -> Any:
         base["constraints"] = tuple(str(c) for c in config.constraints)
     if "deploy" in fields:
         base["deploy"] = config.measured_deploy
+    if "train" in fields:
+        base["train"] = config.trial_train_config()
     return cls(**{**base, **opts})
 
 
 # What must match besides task and budget: the device, CPU threads, archbench version, and the deployment
 # (modes, shape, eager/compile) the latency was measured in.
-CACHE_KEYS = ("device_name", "torch_threads", "archbench_version", "deploy")
+# and the training schedule (a row from before it was recorded was trained under the default, cosine).
+CACHE_KEYS = ("device_name", "torch_threads", "archbench_version", "deploy", "train_schedule")
+CACHE_DEFAULTS = {"train_schedule": "cosine"}
 
 
 class _Cache:
@@ -219,11 +254,13 @@ class _Cache:
         if not self.enabled or not lb.exists():
             return
         df = lb.query(task=task, status="ok").collect()
-        if not df.height or "budget" not in df.columns or not set(self.identity) <= set(df.columns):
+        if not df.height or "budget" not in df.columns or not set(self.identity) - set(CACHE_DEFAULTS) <= set(df.columns):
             return
+        df = df.with_columns(pl.lit(None, pl.String()).alias(k) for k in CACHE_DEFAULTS if k not in df.columns)
         df = df.filter(pl.col("budget").is_in(list(budgets)))
         for key, value in self.identity.items():
-            df = df.filter(pl.col(key) == value)
+            col = pl.col(key) if key not in CACHE_DEFAULTS else pl.col(key).fill_null(CACHE_DEFAULTS[key])
+            df = df.filter(col == value)
         for row in df.sort("created_at").to_dicts():
             self.add(row)
 
@@ -237,10 +274,15 @@ class _Cache:
         skipped = null_reasons_of(row)
         if any(row.get(k) is None and skipped.get(k) == NOT_VALIDATED for k in self.needed):
             return
-        if all(row.get(k) == v for k, v in self.identity.items()):
+        if all(_or_default(row, k) == v for k, v in self.identity.items()):
             self.rows[(row["arch_id"], row["budget"])] = row
             if row.get("measure_effort") != "screen":
                 self.full[(row["arch_id"], row["budget"])] = row
+
+
+def _or_default(row: Mapping[str, Any], key: str) -> Any:
+    value = row.get(key)
+    return CACHE_DEFAULTS.get(key) if value is None else value
 
 
 def _seed_once(
@@ -350,7 +392,18 @@ def _rung_evaluators(config: SearchConfig, evaluator: Any) -> list[Any]:
     for r, b in enumerate(budgets):
         measure, screen = r == 0 or (again and r == top), again and r == 0
         out.append(evaluator.at_budget(b, measure=measure, validate_quant=(r == top or ranked_on_quant), screen=screen))
+    if config.fidelity.continuation:
+        if not all(hasattr(e, "state_dir") for e in out):
+            raise ConfigError(f"evaluator {config.evaluator} cannot run search.continuation=true (it keeps no state)")
+        states = str(config.study_dir / STATES)
+        out = [
+            dataclasses.replace(e, state_dir=states, save_state=r < top, resume_budget=budgets[r - 1] if r else None)
+            for r, e in enumerate(out)
+        ]
     return out
+
+
+STATES = "train_states"  # a continued funnel's training states, in the study's directory (removed at its end)
 
 
 def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, started: float) -> SearchOutcome:
@@ -537,6 +590,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         settle(everyone=True)  # the search is over: whoever still waited for a promotion is told now
 
     strategy.close()
+    if config.fidelity.continuation:  # a later resume that promotes one of these trains it from scratch
+        shutil.rmtree(config.study_dir / STATES, ignore_errors=True)
     return _outcome(config, study, lb, front_values, started)
 
 

@@ -88,6 +88,7 @@ class FidelityConfig:
     promotion: str = "pareto"  # pareto | strata (see top_of_rung)
     screen: str = "quick"  # quick: rung 0 measures quickly, the top rung again in full | full: rung 0 in full
     capped: bool = False  # True: never more than floor(n / eta) of a rung's n go on (False: ASHA's rule alone)
+    continuation: bool = False  # True: a promoted trial continues its last rung's state (train.schedule=wsd)
 
     def __post_init__(self) -> None:
         if self.mode not in FIDELITIES:
@@ -109,6 +110,8 @@ class FidelityConfig:
             raise ConfigError(f"search.screen={self.screen!r}: must be one of {', '.join(SCREENS)}")
         if not isinstance(self.capped, bool):
             raise ConfigError(f"search.capped={self.capped!r}: must be true or false")
+        if not isinstance(self.continuation, bool):
+            raise ConfigError(f"search.continuation={self.continuation!r}: must be true or false")
 
     @property
     def halving(self) -> bool:
@@ -145,6 +148,8 @@ class FidelityConfig:
             out["screen"] = self.screen
         if self.capped:  # recorded only when set, so studies from before (ASHA's rule alone) still resume
             out["capped"] = True
+        if self.continuation:  # likewise (studies from before trained every rung from scratch)
+            out["continuation"] = True
         return out
 
 

@@ -23,6 +23,7 @@ from archbench.constraints import parse_constraints
 from archbench.deploy import Deploy
 from archbench.registry import Registry
 from archbench.search_space.architecture import Architecture
+from archbench.train_config import TrainConfig
 from archbench.trial import METRICS, TrialResult, utc_now
 
 TRIAL_EVALUATORS: Registry = Registry("trial evaluator")
@@ -65,6 +66,12 @@ class TrainEvaluator:
     On a GPU the row's ``gpu_other_processes`` counts the compute processes other than this worker that
     NVML sees on that GPU right after the trial (measurement is the last thing ``evaluate`` does): more
     than 0 flags a measurement that shared its device with someone else; null where NVML cannot tell.
+
+    A funnel's rungs with ``search.continuation`` (``state_dir`` set): a rung that is not the top writes
+    the trial's training state to ``<state_dir>/<trial>-<budget>.pt`` where its cool-down begins
+    (``save_state``), and a promoted rung starts from the state of ``resume_budget`` when this worker
+    can read it (a node without the study's directory trains from scratch: the same model, slower),
+    then deletes it (it is consumed).
     """
 
     task: str = "charlm"
@@ -76,7 +83,15 @@ class TrainEvaluator:
     deploy: Deploy | None = None  # the modes and shape measured (None: prefill at max_seq_len, eager)
     validate_quant: bool = True  # False: *_quant quality left null (a funnel's screening rungs)
     screen: bool = False  # True: a quick measurement (a funnel's first rung; see evaluators.measurement.SCREEN)
+    train: TrainConfig | None = None  # optimiser and schedule (None: the default TrainConfig)
+    state_dir: str | None = None  # a funnel's continued rungs: where training states are kept
+    save_state: bool = False  # write the state where the cool-down begins (a rung below the top)
+    resume_budget: str | None = None  # start from the state the rung of this budget wrote
     cacheable = True
+
+    def state_path(self, trial: int, budget: str) -> Path | None:
+        """Where trial ``trial``'s state after the rung of ``budget`` is kept (None: no state_dir)."""
+        return Path(self.state_dir) / f"{trial}-{budget}.pt" if self.state_dir else None
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
         import torch
@@ -85,11 +100,15 @@ class TrainEvaluator:
 
         torch.set_num_threads(max(1, self.threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        save = self.state_path(trial, self.budget) if self.save_state else None
+        resume = self.state_path(trial, self.resume_budget) if self.resume_budget else None
         result = evaluate(
             arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
-            measure=self.measure, constraints=self.constraints, deploy=self.deploy,
-            validate_quant=self.validate_quant, screen=self.screen,
+            measure=self.measure, config=self.train, constraints=self.constraints, deploy=self.deploy,
+            validate_quant=self.validate_quant, screen=self.screen, save_state=save, resume_from=resume,
         )  # fmt: skip
+        if resume is not None:
+            resume.unlink(missing_ok=True)  # consumed: this rung wrote its own if it is not the top
         if device == "cuda" and self.measure:
             result = flag_shared_gpu(result)
         return result
@@ -113,6 +132,7 @@ class TrainEvaluator:
 
         torch.set_num_threads(max(1, self.threads))
         hardware = dict(hardware_fingerprint(torch.device("cuda" if torch.cuda.is_available() else "cpu")))
+        hardware["train_schedule"] = (self.train or TrainConfig()).label()  # as evaluate() records it
         if self.measure:  # rows carry the deployment their latency was measured in
             needed = (c.metric for c in parse_constraints(self.constraints or None))
             hardware["deploy"] = (self.deploy or Deploy()).for_metrics(needed).label()  # as evaluate() does
