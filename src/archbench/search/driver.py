@@ -254,7 +254,8 @@ class _Cache:
         if not self.enabled or not lb.exists():
             return
         df = lb.query(task=task, status="ok").collect()
-        if not df.height or "budget" not in df.columns or not set(self.identity) - set(CACHE_DEFAULTS) <= set(df.columns):
+        needed = set(self.identity) - set(CACHE_DEFAULTS)  # a missing column with a default means the default
+        if not df.height or "budget" not in df.columns or not needed <= set(df.columns):
             return
         df = df.with_columns(pl.lit(None, pl.String()).alias(k) for k in CACHE_DEFAULTS if k not in df.columns)
         df = df.filter(pl.col("budget").is_in(list(budgets)))
