@@ -17,6 +17,8 @@ by a short search first so that no arm pays for starting workers; every trial is
 state instead of training again from scratch; it needs the ``wsd`` schedule, which both arms then train
 under with the same warm-up (10% of rung 0's steps), so a top-rung row and a single-fidelity row of one
 architecture are the same model (``--schedule`` picks the schedule of both arms otherwise).
+``--single-schedule default`` trains the single-fidelity arm under archbench's default instead (cosine,
+warmed up over 10% of its budget): the funnel against the single-fidelity default as users run it.
 
 Hypervolume (val_loss, latency_ms, both minimised) is computed on one reference point for every run: the
 worst value of each objective over all final front candidates of all runs plus 10% of its range. For
@@ -29,6 +31,8 @@ PNG to ``benchmarks/results/``.
     python benchmarks/multi_fidelity.py --seeds 5 --wall 300 --base steps=60
     python benchmarks/multi_fidelity.py --wall 480 --continuation \
         --out benchmarks/results/multi_fidelity_cpu_480s_continued.json
+    python benchmarks/multi_fidelity.py --wall 480 --continuation --single-schedule default \
+        --out benchmarks/results/multi_fidelity_cpu_480s_continued_vs_default.json
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         cache=False,
         progress=False,
         plot=False,
-        train=train_config(args),
+        train=train_config(args) if arm == "halving" or args.single_schedule != "default" else TrainConfig(),
     )
     t0 = time.time()
     outcome = run_search(config)
@@ -231,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         "--schedule",
         default=None,
         help="both arms' schedule: cosine | wsd (default: wsd with --continuation, else cosine)",
+    )
+    parser.add_argument(
+        "--single-schedule",
+        choices=("same", "default"),
+        default="same",
+        help="single fidelity trains as the funnel does (same) or under the default TrainConfig "
+        "(default: cosine, 10%% warm-up)",
     )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")

@@ -25,6 +25,13 @@ def test_evaluate_prints_a_json_row(arch_file, capsys) -> None:
     assert row["latency_ms"] is None and row["null_reasons"]["latency_ms"] == "not measured: measure=False"
 
 
+def test_evaluate_trains_under_the_schedule_asked_for(arch_file, capsys) -> None:
+    args = ["--budget", "steps=5", "--schedule", "wsd", "--warmup-steps", "1", "--no-measure", "--format", "json"]
+    assert main(["evaluate", str(arch_file), *args]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["train_schedule"] == "wsd(warmup=1,decay=0.2)" and row["train_resumed_steps"] == 0
+
+
 def test_a_diverged_trial_is_printed_and_exits_1(arch_file, capsys) -> None:
     rc = main(["evaluate", str(arch_file), "--budget", "steps=30", "--lr", "1000", "--no-measure", "--format", "json"])
     assert rc == 1 and json.loads(capsys.readouterr().out)["status"] == "diverged"
@@ -35,6 +42,8 @@ def test_a_diverged_trial_is_printed_and_exits_1(arch_file, capsys) -> None:
     [
         (["--budget", "epochs=2"], "steps=N"),
         (["--task", "charlmm"], "did you mean 'charlm'"),
+        (["--schedule", "wsd", "--budget", "seconds=2"], "train.schedule=wsd needs a budget of steps or tokens"),
+        (["--warmup-steps", "-3"], "train.warmup_steps=-3: must be a whole number of steps >= 0"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(arch_file, capsys, args, fragment) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def test_wsd_warms_up_holds_then_cools_down_and_does_not_depend_on_the_total_bef
     f = [wsd_factor(s, 20, 4, 0.25, 0.1) for s in range(20)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0] and f[4:15] == [1.0] * 11  # warm-up, then the peak until step 15
     assert decay_start(20, 0.25) == 15 and f[15] < 1.0 and f[-1] == pytest.approx(0.1)
-    assert all(a > b for a, b in zip(f[15:], f[16:], strict=False))  # the cool-down falls all the way
+    assert all(a > b for a, b in itertools.pairwise(f[15:]))  # the cool-down falls all the way
     assert [wsd_factor(s, 60, 4, 0.25, 0.1) for s in range(15)] == f[:15]  # a longer run: the same start
     assert TrainConfig().label() == "cosine" and WSD.label() == "wsd(warmup=2,decay=0.2)"
 

@@ -592,3 +592,57 @@ def test_continuation_settings_that_cannot_work_are_one_line(kwargs: dict, messa
     train = TrainConfig(schedule=kwargs.pop("schedule", "cosine"))
     with pytest.raises(ConfigError, match=message):
         sleep_config(tmp_path, evaluator="train", evaluator_options={}, fidelity=funnel, train=train, **kwargs)
+
+
+def test_cli_schedule_and_continuation_settings_and_bad_values(tmp_path: Path) -> None:
+    from archbench.cli.main import compose
+    from archbench.cli.search import config_from_dict
+
+    args = ["search.fidelity=halving", "search.continuation=true", "train.schedule=wsd", "budget=steps=50"]
+    config = config_from_dict(compose(args))
+    assert config.fidelity.continuation and config.train.schedule == "wsd" and config.train.warmup_steps is None
+    assert config.trial_train_config().warmup_steps == 5  # 10% of rung 0's 50 steps, at every rung
+    assert config.identity()["train_schedule"] == "wsd(warmup=0.1,decay=0.2)"
+    assert "train_schedule" not in config_from_dict(compose([])).identity()  # older studies still resume
+    bad = {
+        "train.schedule=linear": "train.schedule='linear': must be one of cosine, wsd",
+        "search.continuation=maybe": "search.continuation='maybe': must be true or false",
+        "train.decay_frac=0": "train.decay_frac=0: must be in (0, 1)",
+    }
+    for arg, message in bad.items():
+        result = subprocess.run([ARCHBENCH, "search", arg, "search.fidelity=halving", f"leaderboard={tmp_path / 'lb'}"],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    cmd = [ARCHBENCH, "search", "search.fidelity=halving", "search.continuation=true", f"leaderboard={tmp_path}/lb"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "search.continuation=true needs train.schedule=wsd" in result.stderr
+
+
+def test_changing_the_schedule_of_a_study_is_refused(tmp_path: Path) -> None:
+    from archbench.train_config import TrainConfig
+
+    run_search(sleep_config(tmp_path, n_trials=2, study="s"))
+    with pytest.raises(ConfigError, match=r'train_schedule was unset, now "wsd\(warmup=0.1,decay=0.2\)"'):
+        run_search(sleep_config(tmp_path, n_trials=3, study="s", train=TrainConfig(schedule="wsd")))
+
+
+def test_a_row_trained_under_another_schedule_is_no_cache_hit(tmp_path: Path) -> None:
+    from archbench.search.driver import _Cache
+    from archbench.search_space.architecture import Architecture
+
+    arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32)
+    base = {**arch.to_dict(), "arch_id": arch.arch_id, "task": "charlm", "budget": "steps=10", "status": "ok",
+            "device_name": "cpu-x", "val_loss": 2.0, "latency_ms": 1.0}  # fmt: skip
+    lb = Leaderboard(tmp_path / "lb")
+    cosine = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "cosine"}, enabled=True)
+    cosine.add({**base, "train_schedule": "wsd(warmup=1,decay=0.2)"})
+    assert cosine.get(arch, "steps=10") is None
+    cosine.add(base)  # a row from before train_schedule was recorded was trained under cosine
+    assert cosine.get(arch, "steps=10") is not None
+    wsd = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "wsd(warmup=1,decay=0.2)"},
+                 enabled=True)  # fmt: skip
+    wsd.add(base)
+    assert wsd.get(arch, "steps=10") is None
+    lb.append([{**base, "train_schedule": "wsd(warmup=1,decay=0.2)"}, {**base, "val_loss": 3.0}])
+    reread = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "cosine"}, enabled=True)
+    assert reread.get(arch, "steps=10")["val_loss"] == 3.0  # read back from parquet: only the cosine row

@@ -1,7 +1,11 @@
 """``archbench evaluate ARCH.yaml``: train one architecture briefly on a task, score it and measure it.
 
     archbench evaluate my_arch.yaml [--task charlm] [--budget steps=400] [--seed 0] [--lr 3e-3]
+                                    [--schedule cosine|wsd] [--warmup-steps N]
                                     [--device cpu|cuda] [--no-measure] [--format table|json]
+
+``--schedule wsd --warmup-steps N`` trains as a funnel with ``search.continuation=true`` did (its rows'
+``train_schedule`` says which warm-up), so a picked row's model can be trained again the same way.
 
 Exit status 0 when the trial's status is ok, 1 for any other recorded status (diverged, oom, failed,
 unsupported; the result is still printed), 2 for a user error (bad file, budget or task name).
@@ -25,6 +29,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"steps=N, tokens=N or seconds=X ({DEFAULT_BUDGET})")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default 3e-3)")
+    p.add_argument("--schedule", choices=("cosine", "wsd"), default="cosine", help="learning-rate schedule")
+    p.add_argument("--warmup-steps", type=int, default=None, help="warm-up steps (default: 10%% of the budget)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
     p.add_argument("--no-measure", action="store_true", help="skip latency/energy/memory measurement")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
@@ -39,7 +45,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     budget = Budget.parse(args.budget)
     device = resolve_device(args.device)
-    config = TrainConfig() if args.lr is None else TrainConfig(lr=args.lr)
+    schedule = {"schedule": args.schedule, "warmup_steps": args.warmup_steps}
+    config = TrainConfig(**schedule) if args.lr is None else TrainConfig(lr=args.lr, **schedule)
     result = evaluate(arch, task, budget, seed=args.seed, device=device, measure=not args.no_measure, config=config)
     if args.format == "json":
         row = result.to_row()

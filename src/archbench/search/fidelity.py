@@ -19,9 +19,17 @@ What the funnel decides (and why):
   through the top rung, not 17, and a front of 8 top-budget models covers less of the trade-off, so its
   fronts fell short of single fidelity's in 2 seeds of 3 (``multi_fidelity_cpu_480s_capped.json``;
   ASHA's rule alone beat single fidelity in 2 of 3).
-* A promoted trial is trained again from scratch at the longer budget: the learning-rate schedule spans
-  the whole budget, so continuing a short run is not the same model as a long run. A candidate that
-  reaches rung 2 of ``[1, 3, 9]`` costs 1 + 3 + 9 = 13 base budgets of training.
+* Under the default (cosine) schedule a promoted trial is trained again from scratch at the longer
+  budget: that schedule spans the whole budget, so continuing a short run is not the same model as a
+  long run, and a candidate that reaches rung 2 of ``[1, 3, 9]`` costs 1 + 3 + 9 = 13 base budgets of
+  training. ``search.continuation=true`` (with ``train.schedule=wsd``: warm-up, stable, cool-down over
+  the last 20%) keeps each rung's training state where its cool-down began
+  (``<study>/train_states/``), and the promotion continues from it: rung ``r + 1`` trains
+  ``rungs[r + 1] - 0.8 rungs[r]`` base budgets, so rung 2 costs 1 + 2.2 + 6.6 = 9.8, and on CPU its model
+  is bit for bit the one a ``wsd`` run of rung 2's budget from scratch trains (``train_resumed_steps``
+  says how many steps came from the state; a worker that cannot read the state trains from scratch, the
+  same model). Every rung shares rung 0's warm-up (10% of its steps) unless ``train.warmup_steps`` is
+  given. The states are deleted when consumed and when the search ends.
 * Rung 0 takes a quick look at cost (``search.screen=quick``, the default: a looser latency stop rule
   capped at 1 s and a 0.5 s energy window, :data:`~archbench.evaluators.measurement.SCREEN`), enough to
   rank shapes; the top rung measures its candidates again in full, so every row of the final front carries
