@@ -144,7 +144,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     base = Budget.parse(args.base)
     if base.unit != "steps":
         raise SystemExit(f"--continuation needs --base steps=N, not {args.base}")
-    return TrainConfig(schedule=schedule, warmup_steps=-(-base.amount // 10))  # ceil(0.1 x rung 0's steps)
+    warmup = args.warmup_steps if args.warmup_steps is not None else -(-base.amount // 10)  # ceil(10% of rung 0)
+    return TrainConfig(schedule=schedule, warmup_steps=warmup)
 
 
 def warm_up(args: argparse.Namespace, work: Path) -> None:
@@ -242,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         default="same",
         help="single fidelity trains as the funnel does (same) or under the default TrainConfig "
         "(default: cosine, 10%% warm-up)",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="with --continuation: the warm-up of every rung (default: 10%% of rung 0's steps)",
     )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--space", default="lm_tiny")
