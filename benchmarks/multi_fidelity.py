@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -144,7 +145,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     base = Budget.parse(args.base)
     if base.unit != "steps":
         raise SystemExit(f"--continuation needs --base steps=N, not {args.base}")
-    warmup = args.warmup_steps if args.warmup_steps is not None else -(-base.amount // 10)  # ceil(10% of rung 0)
+    warmup = args.warmup_steps  # None: as the driver derives it for a continued funnel (10% of rung 0's steps)
+    if warmup is None:
+        warmup = math.ceil(TrainConfig().warmup_frac * base.amount)
     return TrainConfig(schedule=schedule, warmup_steps=warmup)
 
 

@@ -167,8 +167,7 @@ def train(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    done = TrainOutcome(step - resumed, tokens - resumed_tokens, seconds, watch.first, watch.last, diverged, resumed)
-    return done
+    return TrainOutcome(step - resumed, tokens - resumed_tokens, seconds, watch.first, watch.last, diverged, resumed)
 
 
 def can_resume(state: Mapping[str, Any], config: TrainConfig, total: int | None) -> str | None:
