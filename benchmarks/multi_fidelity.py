@@ -33,6 +33,8 @@ PNG to ``benchmarks/results/``.
         --out benchmarks/results/multi_fidelity_cpu_480s_continued.json
     python benchmarks/multi_fidelity.py --wall 480 --continuation --single-schedule default \
         --out benchmarks/results/multi_fidelity_cpu_480s_continued_vs_default.json
+    python benchmarks/multi_fidelity.py --wall 480 --continuation --warmup-steps 32 --single-schedule default \
+        --out benchmarks/results/multi_fidelity_cpu_480s_continued_w32_vs_default.json
 """
 
 from __future__ import annotations
