@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -56,6 +55,7 @@ import numpy as np
 import polars as pl
 
 from archbench import Leaderboard, SearchSpace
+from archbench.errors import ConfigError
 from archbench.leaderboard.hypervolume import hypervolume_of
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, SearchConfig, run_search
@@ -138,19 +138,21 @@ def resumed_steps(df: pl.DataFrame) -> dict[int, float | None]:
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    """Both arms' schedule: with ``--continuation``, wsd warmed up over 10% of rung 0's steps."""
+    """Both arms' schedule: with ``--continuation``, wsd with the warm-up a continued funnel's trials run
+    under (``SearchConfig.trial_train_config``: ``--warmup-steps``, else 10% of rung 0's steps)."""
     schedule = args.schedule or ("wsd" if args.continuation else "cosine")
     if not args.continuation:
         return TrainConfig(schedule=schedule)
-    from archbench.evaluators.budget import Budget
-
-    base = Budget.parse(args.base)
-    if base.unit != "steps":
-        raise SystemExit(f"--continuation needs --base steps=N, not {args.base}")
-    warmup = args.warmup_steps  # None: as the driver derives it for a continued funnel (10% of rung 0's steps)
-    if warmup is None:
-        warmup = math.ceil(TrainConfig().warmup_frac * base.amount)
-    return TrainConfig(schedule=schedule, warmup_steps=warmup)
+    try:
+        funnel = SearchConfig(
+            space=SearchSpace.builtin(args.space),
+            budget=args.base,
+            fidelity=FidelityConfig("halving", tuple(float(x) for x in args.rungs.split(",")), continuation=True),
+            train=TrainConfig(schedule=schedule, warmup_steps=args.warmup_steps),
+        )
+        return funnel.trial_train_config()
+    except ConfigError as exc:
+        raise SystemExit(f"--continuation: {exc}") from None
 
 
 def warm_up(args: argparse.Namespace, work: Path) -> None:
