@@ -71,8 +71,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
     fidelity = FidelityConfig(
-        "halving", rungs, args.eta, args.promotion, args.screen, capped=args.capped, continuation=args.continuation
-    )
+        "halving", rungs, args.eta, args.promotion, args.screen, capped=args.capped,
+        continuation=args.continuation, calibrate=args.calibrate,
+    )  # fmt: skip
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
     config = SearchConfig(
@@ -126,6 +127,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         "screen_error": list(outcome.screen_error),  # the top rows' quick look against their full measurement
         "train_schedule": sorted(set(df["train_schedule"].drop_nulls().to_list())) if df.height else [],
         "resumed_steps": resumed_steps(df),
+        "calibration": [m.to_dict() for m in outcome.calibration],  # --calibrate: each rung's map at the end
     }
 
 
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screen", default="quick", help="how rung 0 measures: quick (default) | full")
     parser.add_argument("--capped", action="store_true", help="cap promotions at floor(n/eta) (search.capped=true)")
     parser.add_argument("--continuation", action="store_true", help="promotions continue (search.continuation=true)")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="tell stopped candidates on the top rung's scale (search.calibrate=true)",
+    )
     parser.add_argument(
         "--schedule",
         default=None,

@@ -62,6 +62,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         screen=str(search.get("screen", "quick")),
         capped=search.get("capped", False),
         continuation=search.get("continuation", False),
+        calibrate=search.get("calibrate", False),
     )
     from archbench.train_config import TrainConfig
 

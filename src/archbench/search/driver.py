@@ -36,7 +36,7 @@ from archbench.errors import ConfigError
 from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective
 from archbench.search.executor import RayConfig, make_executor
-from archbench.search.fidelity import FidelityConfig, Funnel, null_reasons_of, promoted_row
+from archbench.search.fidelity import FidelityConfig, Funnel, RungMap, null_reasons_of, promoted_row
 from archbench.search.progress import SearchProgress, front_hypervolume, front_of, front_table
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion, atomic_write_bytes
 from archbench.search.study import check_or_create, driver_lock, space_hash
@@ -196,6 +196,7 @@ class SearchOutcome:
     wall_s: float
     rungs: tuple[tuple[str, int], ...] = ()  # a funnel's (budget, rows) per rung; the front is the last's
     screen_error: tuple[float, ...] = ()  # a funnel's top rows: screen_latency_ms / latency_ms - 1
+    calibration: tuple[RungMap, ...] = ()  # search.calibrate: each lower rung's map onto the top rung's scale
 
 
 def make_evaluator(config: SearchConfig) -> Any:
@@ -451,6 +452,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
 
     def finish(s: Suggestion, row: dict[str, Any]) -> None:
         vals = _row_values(row, config.objectives)
+        if vals is not None and funnel is not None:  # search.calibrate: a lower rung's quality on the top's scale
+            vals = funnel.on_top_scale(int(row.get("rung") or 0), vals)
         status = row.get("status", "failed")
         violation = float(row.get("violation") or 0.0)
         if vals is not None and row.get("feasible") is not False:
@@ -482,8 +485,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
         latest[n] = row
         if rung == 0:
             waiting[n] = job.suggestion
-        elif n not in waiting and vals is not None:
-            strategy.learn(job.suggestion.arch, vals)  # told while out of line, promoted since: learn it too
+        elif n not in waiting and vals is not None:  # told while out of line, promoted since: learn it too
+            strategy.learn(job.suggestion.arch, funnel.on_top_scale(rung, vals))
         settle()  # a new completion changes its rung's quota: others may fall out of line
 
     # Resume: what was in flight when the last driver died.
@@ -593,7 +596,8 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     strategy.close()
     if config.fidelity.continuation:  # a later resume that promotes one of these trains it from scratch
         shutil.rmtree(config.study_dir / STATES, ignore_errors=True)
-    return _outcome(config, study, lb, front_values, started)
+    calibration = funnel.calibration() if funnel is not None else ()
+    return dataclasses.replace(_outcome(config, study, lb, front_values, started), calibration=calibration)
 
 
 def _arch_of(row: dict[str, Any]) -> Architecture:
@@ -742,6 +746,12 @@ def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> No
         console.print(
             f"rung 0's quick latency vs the top rung's full measurement: median |error| {np.median(errors):.1%}, "
             f"largest {errors.max():.1%} over {len(errors)} rows (screen_latency_ms)"
+        )
+    for m in outcome.calibration:
+        fit = "" if m.r2 is None else f", R^2 {m.r2:.2f}"
+        console.print(
+            f"calibration: {m.objective} at the top rung ~ {m.intercept:.3g} + {m.slope:.3g} x rung {m.rung}'s "
+            f"(fitted on {m.n} trials{fit})"
         )
     console.print(f"leaderboard: {outcome.leaderboard}   study state: {outcome.study_dir}")
     if outcome.plot:

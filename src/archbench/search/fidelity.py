@@ -97,6 +97,7 @@ class FidelityConfig:
     screen: str = "quick"  # quick: rung 0 measures quickly, the top rung again in full | full: rung 0 in full
     capped: bool = False  # True: never more than floor(n / eta) of a rung's n go on (False: ASHA's rule alone)
     continuation: bool = False  # True: a promoted trial continues its last rung's state (train.schedule=wsd)
+    calibrate: bool = False  # True: a candidate stopped below the top is told its quality on the top rung's scale
 
     def __post_init__(self) -> None:
         if self.mode not in FIDELITIES:
@@ -120,6 +121,8 @@ class FidelityConfig:
             raise ConfigError(f"search.capped={self.capped!r}: must be true or false")
         if not isinstance(self.continuation, bool):
             raise ConfigError(f"search.continuation={self.continuation!r}: must be true or false")
+        if not isinstance(self.calibrate, bool):
+            raise ConfigError(f"search.calibrate={self.calibrate!r}: must be true or false")
 
     @property
     def halving(self) -> bool:
@@ -158,6 +161,8 @@ class FidelityConfig:
             out["capped"] = True
         if self.continuation:  # likewise (studies from before trained every rung from scratch)
             out["continuation"] = True
+        if self.calibrate:  # likewise (studies from before told each rung's own values)
+            out["calibrate"] = True
         return out
 
 
@@ -225,6 +230,47 @@ def top_of_rung(
     return [t for t in ranked if t in chosen]
 
 
+MIN_PAIRS = 5  # trials that finished both rungs before a rung's values are put on the top rung's scale
+
+
+@dataclass(frozen=True)
+class RungMap:
+    """One quality objective's value at the top rung as an affine function of its value at ``rung``, fitted
+    by least squares over the ``n`` trials that finished both (``r2``: the fit's coefficient of
+    determination on them). The slope is positive, so a rung's own ranking is kept."""
+
+    rung: int
+    objective: str
+    n: int
+    slope: float
+    intercept: float
+    r2: float | None
+
+    def __call__(self, value: float) -> float:
+        return self.intercept + self.slope * value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rung": self.rung, "objective": self.objective, "n": self.n, "slope": self.slope,
+                "intercept": self.intercept, "r2": self.r2}  # fmt: skip
+
+
+def fit_rung_map(rung: int, objective: str, pairs: Sequence[tuple[float, float]]) -> RungMap | None:
+    """``(value at rung, value at the top)`` pairs -> the map, or None below :data:`MIN_PAIRS` pairs.
+
+    Where the least-squares slope is not positive (the rung's values carry no ranking here, or noise
+    reverses it) the map only shifts: slope 1, intercept the mean difference; it never reverses a ranking."""
+    if len(pairs) < MIN_PAIRS:
+        return None
+    x, y = np.array(pairs, dtype=float).T
+    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, 0.0)
+    if not slope > 0:
+        slope, intercept = 1.0, float(np.mean(y - x))
+    resid = y - (intercept + slope * x)
+    spread = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid**2)) / spread if spread > 0 else None
+    return RungMap(rung, objective, len(pairs), float(slope), float(intercept), r2)
+
+
 class Funnel:
     """The rungs' state: who finished which rung, who was promoted; the next promotion (ASHA's rule)."""
 
@@ -239,6 +285,7 @@ class Funnel:
         self.launched: list[set[int]] = [set() for _ in range(n)]  # rung >= 1: promotions submitted
         # each rung's quota (now, and counting one more completion), until a new completion arrives there
         self._quotas: dict[tuple[int, int], list[int]] = {}
+        self._maps: dict[int, dict[int, RungMap]] = {}  # calibrate: each rung's maps, until a completion lands
         self._log = Path(study_dir) / "promotions.jsonl"
         if self._log.exists():
             for line in self._log.read_text().splitlines():
@@ -258,6 +305,40 @@ class Funnel:
             return
         self.done[rung][trial] = Completion(trial, values, feasible=row.get("feasible") is not False)
         self._quotas = {key: q for key, q in self._quotas.items() if key[0] != rung}
+        self._maps = {} if rung == len(self.done) - 1 else {r: m for r, m in self._maps.items() if r != rung}
+
+    def rung_maps(self, rung: int) -> dict[int, RungMap]:
+        """``search.calibrate``: by objective index, the maps that put ``rung``'s quality objectives on the
+        top rung's scale (cost objectives are measured, not trained: the same at every rung). Empty for the
+        top rung, with calibration off, and while fewer than :data:`MIN_PAIRS` trials finished both rungs."""
+        top = len(self.done) - 1
+        if not self.fidelity.calibrate or rung >= top:
+            return {}
+        if rung not in self._maps:
+            from archbench.constraints import PRETRAIN_METRICS
+
+            here, there = self.done[rung], self.done[top]
+            both = [t for t in here if t in there and here[t].values is not None and there[t].values is not None]
+            maps = {}
+            for i, o in enumerate(self.objectives):
+                if o.name in PRETRAIN_METRICS:
+                    continue
+                pairs = [(here[t].values[i], there[t].values[i]) for t in both]  # type: ignore[index]
+                fitted = fit_rung_map(rung, o.name, pairs)
+                if fitted is not None:
+                    maps[i] = fitted
+            self._maps[rung] = maps
+        return self._maps[rung]
+
+    def on_top_scale(self, rung: int, values: tuple[float, ...]) -> tuple[float, ...]:
+        """``values`` of a row of ``rung`` as the strategy is told them: unchanged, except with
+        ``search.calibrate``, where each quality objective goes through its :meth:`rung_maps` map."""
+        maps = self.rung_maps(rung)
+        return tuple(maps[i](v) if i in maps else v for i, v in enumerate(values))
+
+    def calibration(self) -> tuple[RungMap, ...]:
+        """Every rung's current maps (what a stopped candidate of that rung is told through)."""
+        return tuple(m for r in range(len(self.done) - 1) for m in self.rung_maps(r).values())
 
     def quota(self, rung: int, ahead: int = 0) -> list[int]:
         """The trials of ``rung`` that ASHA's rule promotes now, or once ``ahead`` more completions that
