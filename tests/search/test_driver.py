@@ -216,6 +216,7 @@ def test_lookup_evaluator_answers_from_a_leaderboard(tmp_path: Path) -> None:
         (["nope=1"], "Could not override 'nope'"),
         (["ray.adress=auto"], "Could not override 'ray.adress'"),
         (["evaluator=magic"], "unknown trial evaluator 'magic'"),
+        (["search.fidelity=halving", "search.calibrate=maybe"], "search.calibrate='maybe': must be true or false"),
     ],
 )
 def test_bad_overrides_are_one_line(

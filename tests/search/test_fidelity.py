@@ -7,13 +7,23 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from archbench import ConfigError, Leaderboard
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, run_search
-from archbench.search.fidelity import Completion, FidelityConfig, Funnel, promoted_row, rank_order, top_of_rung
+from archbench.search.fidelity import (
+    MIN_PAIRS,
+    Completion,
+    FidelityConfig,
+    Funnel,
+    fit_rung_map,
+    promoted_row,
+    rank_order,
+    top_of_rung,
+)
 from archbench.search.progress import front_hypervolume
 from archbench.search.trial_evaluators import SleepEvaluator, TrainEvaluator
 from tests.search.test_driver import ARCHBENCH, rows, sleep_config
@@ -141,6 +151,7 @@ def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
         ({"mode": "halving", "eta": 1}, "search.eta=1: must be an integer of at least 2"),
         ({"mode": "halving", "promotion": "best"}, "search.promotion='best': must be one of pareto, strata"),
         ({"mode": "halving", "capped": "yes"}, "search.capped='yes': must be true or false"),
+        ({"mode": "halving", "calibrate": 1}, "search.calibrate=1: must be true or false"),
     ],
 )
 def test_bad_fidelity_settings_are_one_line(kwargs: dict, message: str) -> None:
@@ -298,6 +309,8 @@ def test_cli_funnel_settings_and_bad_values(tmp_path: Path) -> None:
     strata = config_from_dict(compose(["search.fidelity=halving", "search.promotion=strata"])).fidelity
     assert strata.promotion == "strata" and strata.identity()["promotion"] == "strata"
     assert "promotion" not in FidelityConfig("halving").identity()  # older studies still resume unchanged
+    calibrated = config_from_dict(compose(["search.fidelity=halving", "search.calibrate=true"])).fidelity
+    assert calibrated.calibrate is True and calibrated.identity()["calibrate"] is True
     bad = {"search.fidelity=halfing": "search.fidelity='halfing': must be one of single, halving",
            "ray.train_gpu_fraction=0": "ray.train_gpu_fraction=0: must be a number in (0, 1]"}  # fmt: skip
     for arg, message in bad.items():
@@ -646,3 +659,64 @@ def test_a_row_trained_under_another_schedule_is_no_cache_hit(tmp_path: Path) ->
     lb.append([{**base, "train_schedule": "wsd(warmup=1,decay=0.2)"}, {**base, "val_loss": 3.0}])
     reread = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "cosine"}, enabled=True)
     assert reread.get(arch, "steps=10")["val_loss"] == 3.0  # read back from parquet: only the cosine row
+
+
+def test_a_rung_map_fits_the_top_rungs_scale_and_never_reverses_a_ranking() -> None:
+    pairs = [(3.0, 2.0), (3.2, 2.1), (3.4, 2.2), (3.6, 2.3), (3.8, 2.4)]  # top = 0.5 + 0.5 x rung
+    fitted = fit_rung_map(0, "val_loss", pairs)
+    assert fitted is not None and fitted.n == 5 and fitted.r2 == pytest.approx(1.0)
+    assert (fitted.slope, fitted.intercept) == pytest.approx((0.5, 0.5)) and fitted(4.0) == pytest.approx(2.5)
+    assert fit_rung_map(0, "val_loss", pairs[: MIN_PAIRS - 1]) is None  # too few trials finished both rungs
+    reversed_ = fit_rung_map(0, "val_loss", [(x, 5.6 - y) for x, y in pairs])  # noise that reverses the ranking
+    assert reversed_ is not None and reversed_.slope == 1.0  # only shifts: the mean difference
+    assert reversed_.intercept == pytest.approx(float(np.mean([5.6 - y - x for x, y in pairs])))
+    flat = fit_rung_map(1, "val_acc", [(0.5, 0.6 + 0.01 * i) for i in range(6)])  # a rung that ranks nobody
+    assert flat is not None and flat.slope == 1.0 and flat(0.5) == pytest.approx(0.625)
+
+
+def test_a_calibrated_funnel_puts_lower_rungs_quality_on_the_top_scale_and_keeps_cost(tmp_path: Path) -> None:
+    funnel = Funnel(FidelityConfig("halving", (1, 3), 3, calibrate=True), OBJ, tmp_path)
+    plain = Funnel(FidelityConfig("halving", (1, 3), 3), OBJ, tmp_path)
+    for t in range(8):
+        for f in (funnel, plain):
+            f.record(0, t, {"status": "ok"}, (3.0 + 0.1 * t, 1.0 + t))
+    for t in range(MIN_PAIRS - 1):
+        funnel.record(1, t, {"status": "ok"}, (1.0 + 0.05 * t, 1.0 + t))  # top = -0.5 + 0.5 x rung 0
+    assert funnel.on_top_scale(0, (3.5, 9.0)) == (3.5, 9.0) and funnel.calibration() == ()  # too few pairs yet
+    funnel.record(1, MIN_PAIRS - 1, {"status": "ok"}, (1.0 + 0.05 * (MIN_PAIRS - 1), float(MIN_PAIRS)))
+    assert funnel.on_top_scale(0, (3.5, 9.0)) == pytest.approx((1.25, 9.0))  # the latency is measured: as it is
+    assert funnel.on_top_scale(1, (1.7, 9.0)) == (1.7, 9.0)  # the top rung's own values
+    assert plain.on_top_scale(0, (3.5, 9.0)) == (3.5, 9.0)  # off by default
+    (only,) = funnel.calibration()
+    assert (only.rung, only.objective, only.n) == (0, "val_loss", MIN_PAIRS)
+    funnel.record(1, 6, {"status": "ok"}, (0.9, 7.0))  # a new top completion: the map is fitted again
+    assert funnel.calibration()[0].n == MIN_PAIRS + 1 and funnel.on_top_scale(0, (3.5, 9.0))[0] != 1.25
+    assert funnel.quota(0) == plain.quota(0)  # promotion ranks each rung's own values, as before
+    assert FidelityConfig("halving", calibrate=True).identity()["calibrate"] is True
+    assert "calibrate" not in FidelityConfig("halving").identity()  # how studies from before resume
+
+
+def test_a_calibrated_funnel_tells_stopped_candidates_on_the_top_scale(tmp_path: Path) -> None:
+    """The sleep evaluator's loss at a rung is the shape's plus 1 / steps: the maps are exact shifts
+    (rung 0: 1/90 - 1/10, rung 1: 1/90 - 1/30), so once fitted a candidate stopped at rung 0 is told its
+    rung-0 loss shifted onto rung 2's scale (what it would have scored there), and its latency as measured."""
+    calibrated = FidelityConfig("halving", (1, 3, 9), 3, calibrate=True)
+    config = sleep_config(tmp_path, strategy="optuna_tpe", n_trials=48, budget="steps=10", fidelity=calibrated,
+                          evaluator_options={"seconds": 0.0})  # fmt: skip
+    outcome = run_search(config)
+    df = rows(tmp_path / "lb")
+    _funnel_invariants(df, 48, 3)
+    shift = {0: 1 / 90 - 1 / 10, 1: 1 / 90 - 1 / 30}
+    assert {m.rung: m.intercept for m in outcome.calibration} == pytest.approx(shift)
+    assert all(m.slope == pytest.approx(1.0) and m.r2 == pytest.approx(1.0) for m in outcome.calibration)
+    told, _ = _learnt(config)
+    scaled = 0
+    for trial, (loss, latency) in told.items():
+        own = df.filter(pl.col("trial") == trial).select("rung", "val_loss", "latency_ms").rows()
+        assert latency in [lat for _, _, lat in own]
+        raw = [v for _, v, _ in own]  # raw until the map is fitted; a rung-2 row's own values are its own
+        on_top = [v + shift[r] for r, v, _ in own if r < 2]  # then on rung 2's scale: what the shape scores there
+        assert loss in raw or any(loss == pytest.approx(v) for v in on_top)
+        scaled += loss not in raw
+    assert scaled >= 3  # (5 here: most candidates leave the funnel before the top rung has 5 rows)
+    assert json.loads((outcome.study_dir / "study.json").read_text())["fidelity"]["calibrate"] is True
