@@ -35,6 +35,11 @@ PNG to ``benchmarks/results/``.
         --out benchmarks/results/multi_fidelity_cpu_480s_continued_vs_default.json
     python benchmarks/multi_fidelity.py --wall 480 --continuation --warmup-steps 32 --single-schedule default \
         --out benchmarks/results/multi_fidelity_cpu_480s_continued_w32_vs_default.json
+    python benchmarks/multi_fidelity.py --wall 480 --continuation --warmup-steps 32 --single-schedule default \
+        --calibrate --out benchmarks/results/multi_fidelity_cpu_480s_calibrated_w32_vs_default.json
+    python benchmarks/multi_fidelity.py --wall 480 --continuation --warmup-steps 32 --single-schedule default \
+        --calibrate --first-seed 3 --ref 2.841935976035893,18.028955699999997 \
+        --out benchmarks/results/multi_fidelity_cpu_480s_calibrated_w32_vs_default_s3-5.json   # the run above's ref
 """
 
 from __future__ import annotations
@@ -233,6 +238,14 @@ def median(values: list[float | None]) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed, first-seed + 1, ...")
+    parser.add_argument(
+        "--ref",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=None,
+        help="reference point val_loss,latency_ms (default: the worst of this run's front candidates + 10%% of "
+        "their range), e.g. another run's, so that the two runs' hypervolumes compare",
+    )
     parser.add_argument("--wall", type=float, default=150.0, help="seconds per search (default 150)")
     parser.add_argument("--base", default="steps=40", help="the funnel's base budget (default steps=40)")
     parser.add_argument("--rungs", default="1,3,9", help="budget multipliers (default 1,3,9)")
@@ -280,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False)
     try:
         warm_up(args, work)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for arm in ("single", "halving"):
                 run = run_arm(arm, seed, args, work)
                 runs.append(run)
@@ -296,8 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no top-budget row landed within --wall {args.wall:.0f} s: give a longer wall", file=sys.stderr)
         return 1
     ref = every.max(axis=0) + 0.1 * (every.max(axis=0) - every.min(axis=0))
+    if args.ref:  # another run's reference point, so that the two runs' hypervolumes compare
+        ref = np.array(args.ref, dtype=float)
     per_seed = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         single = next(r for r in runs if r["arm"] == "single" and r["seed"] == seed)
         funnel = next(r for r in runs if r["arm"] == "halving" and r["seed"] == seed)
         cs, cf = curve(single["points"], ref, args.wall), curve(funnel["points"], ref, args.wall)
@@ -414,7 +429,7 @@ def plot(per_seed: list[dict[str, Any]], args: argparse.Namespace, path: Path) -
     for s in per_seed:
         for key, color in (("curve_single", "tab:blue"), ("curve_halving", "tab:orange")):
             t, hv = zip(*[*s[key], (args.wall, s[key][-1][1])], strict=True)
-            label = ("single fidelity" if key == "curve_single" else "halving funnel") if s["seed"] == 0 else None
+            label = ("single fidelity" if key == "curve_single" else "halving funnel") if s is per_seed[0] else None
             ax.step(t, hv, where="post", color=color, alpha=0.8, label=label)
     ax.set_xlabel("wall-clock seconds")
     ax.set_ylabel("hypervolume (val_loss, latency_ms)")
