@@ -720,3 +720,15 @@ def test_a_calibrated_funnel_tells_stopped_candidates_on_the_top_scale(tmp_path:
         scaled += loss not in raw
     assert scaled >= 3  # (5 here: most candidates leave the funnel before the top rung has 5 rows)
     assert json.loads((outcome.study_dir / "study.json").read_text())["fidelity"]["calibrate"] is True
+
+
+def test_the_search_report_prints_each_rungs_map(capsys: pytest.CaptureFixture[str]) -> None:
+    from archbench.search.driver import SearchOutcome, print_outcome
+
+    fitted = fit_rung_map(0, "val_loss", [(3.0 + 0.2 * i, 2.0 + 0.1 * i + 0.01 * (i % 2)) for i in range(6)])
+    assert fitted is not None
+    outcome = SearchOutcome("s", Path("st"), Path("lb"), 6, 6, 0, 0, (), 1.0, None, 1.0, calibration=(fitted,))
+    print_outcome(outcome, OBJ)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"calibration: val_loss at the top rung ~ {fitted.intercept:.3g} + {fitted.slope:.3g} x rung 0's" in out
+    assert f"(fitted on 6 trials, R^2 {fitted.r2:.2f})" in out
