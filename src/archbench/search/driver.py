@@ -597,7 +597,7 @@ def _loop(config: SearchConfig, study: str, lb: Leaderboard, executor: Any, star
     if config.fidelity.continuation:  # a later resume that promotes one of these trains it from scratch
         shutil.rmtree(config.study_dir / STATES, ignore_errors=True)
     calibration = funnel.calibration() if funnel is not None else ()
-    return dataclasses.replace(_outcome(config, study, lb, front_values, started), calibration=calibration)
+    return _outcome(config, study, lb, front_values, started, calibration)
 
 
 def _arch_of(row: dict[str, Any]) -> Architecture:
@@ -682,6 +682,7 @@ def _outcome(
     lb: Leaderboard,
     values: dict[int, tuple[float, ...]],
     started: float,
+    calibration: tuple[RungMap, ...] = (),
 ) -> SearchOutcome:
     """Counts over the study's candidates (rung 0); the front and hypervolume of ``values`` (the top rung)."""
     funnel = config.fidelity.halving
@@ -725,6 +726,7 @@ def _outcome(
             for r in top_rows.values()
             if r["status"] == "ok" and r.get("screen_latency_ms") and r.get("latency_ms")
         ),
+        calibration=calibration,
     )
 
 

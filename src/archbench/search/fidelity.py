@@ -60,15 +60,16 @@ What the funnel decides (and why):
   hypervolume of the outcome come from the top rung.
 * ``search.calibrate=true`` tells the strategy a stopped candidate's quality on the top rung's scale.
   Without it, every promoted candidate is told a top-rung loss and every stopped one a short run's, which
-  is worse for any shape (at ``steps=40`` under a 32-step warm-up: 2.8-3.0 against 1.9-2.5 at the top),
+  is worse for any shape (at ``steps=40`` under a 32-step warm-up: 2.7-3.6 against 1.9-2.5 at the top),
   so whatever the funnel promoted looks better to the strategy than anything it stopped, and the search
   follows the promotions' bias: in a 420 s study on ``charlm`` 87 of 118 candidates and 25 of 27 top rows
-  were one-layer models. Calibrated, each quality objective of a lower rung goes through an affine map
-  fitted by least squares on the trials that finished both that rung and the top (:class:`RungMap`; after
-  :data:`MIN_PAIRS` of them; a slope that is not positive becomes a plain shift), so a stopped candidate is
-  told about what it would have scored at the top. Cost objectives are measured, not trained, and are told
-  as measured. Promotion is unchanged: a positive slope keeps each rung's ranking. The maps at the end of
-  a search are ``SearchOutcome.calibration`` and are printed with the front.
+  were one-layer models (``benchmarks/results/calibrate_pilot_cpu.txt``). Calibrated, each quality
+  objective of a lower rung goes through an affine map fitted by least squares on the trials that
+  finished both that rung and the top (:class:`RungMap`; after :data:`MIN_PAIRS` of them; a slope that is
+  not positive becomes a plain shift), so a stopped candidate is told about what it would have scored at
+  the top. Cost objectives are measured, not trained, and are told as measured. Promotion is unchanged: a
+  positive slope keeps each rung's ranking. The maps at the end of a search are
+  ``SearchOutcome.calibration`` and are printed with the front.
 * Resume: leaderboard rows are the truth. A promotion is appended to ``promotions.jsonl`` (fsynced) in
   the study's directory before it is submitted; one without its row when the driver restarts is run again.
 """
@@ -259,10 +260,6 @@ class RungMap:
 
     def __call__(self, value: float) -> float:
         return self.intercept + self.slope * value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rung": self.rung, "objective": self.objective, "n": self.n, "slope": self.slope,
-                "intercept": self.intercept, "r2": self.r2}  # fmt: skip
 
 
 def fit_rung_map(rung: int, objective: str, pairs: Sequence[tuple[float, float]]) -> RungMap | None:
