@@ -40,11 +40,14 @@ PNG to ``benchmarks/results/``.
     python benchmarks/multi_fidelity.py --wall 480 --continuation --warmup-steps 32 --single-schedule default \
         --calibrate --first-seed 3 --ref 2.841935976035893,18.028955699999997 \
         --out benchmarks/results/multi_fidelity_cpu_480s_calibrated_w32_vs_default_s3-5.json   # the run above's ref
+    python benchmarks/multi_fidelity.py \
+        --combine benchmarks/results/multi_fidelity_cpu_480s_calibrated_w32_vs_default*.json   # all 6 seeds
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -132,7 +135,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
         "screen_error": list(outcome.screen_error),  # the top rows' quick look against their full measurement
         "train_schedule": sorted(set(df["train_schedule"].drop_nulls().to_list())) if df.height else [],
         "resumed_steps": resumed_steps(df),
-        "calibration": [m.to_dict() for m in outcome.calibration],  # --calibrate: each rung's map at the end
+        "calibration": [dataclasses.asdict(m) for m in outcome.calibration],  # --calibrate: each rung's map at the end
     }
 
 
@@ -235,13 +238,32 @@ def median(values: list[float | None]) -> float | None:
     return None if not np.isfinite(med) else med
 
 
+def reference_point(text: str) -> list[float]:
+    """``--ref``: two numbers, val_loss and latency_ms (argparse turns the error into one line)."""
+    try:
+        ref = [float(x) for x in text.split(",")]
+    except ValueError:
+        ref = []
+    if len(ref) != len(NAMES):
+        raise argparse.ArgumentTypeError(f"{text!r}: give {len(NAMES)} numbers, val_loss,latency_ms, e.g. 2.84,18.0")
+    return ref
+
+
+def non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number of at least 0")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed, first-seed + 1, ...")
+    parser.add_argument(
+        "--first-seed", type=non_negative, default=0, help="seeds run are first-seed, first-seed + 1, ..."
+    )
     parser.add_argument(
         "--ref",
-        type=lambda text: [float(x) for x in text.split(",")],
+        type=reference_point,
         default=None,
         help="reference point val_loss,latency_ms (default: the worst of this run's front candidates + 10%% of "
         "their range), e.g. another run's, so that the two runs' hypervolumes compare",
@@ -281,7 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", default="lm_tiny")
     parser.add_argument("--strategy", default="optuna_tpe", help="search strategy of both arms (default: the default)")
     parser.add_argument("--out", default=str(RESULTS / "multi_fidelity_cpu.json"))
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        default=None,
+        help="run nothing: print the seeds of earlier runs' JSON files (one reference point) together",
+    )
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine([Path(f) for f in args.combine])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     import ray
@@ -385,6 +416,50 @@ def main(argv: list[str] | None = None) -> int:
     plot(per_seed, args, path.with_suffix(".png"))
     report(summary, per_seed, args)
     print(f"wrote {path} and {path.with_suffix('.png').name}")
+    return 0
+
+
+def combine(paths: list[Path]) -> int:
+    """Every seed of earlier runs side by side (their hypervolumes must share a reference point), with the
+    median over all of them of the time the funnel needs to reach single fidelity's final hypervolume."""
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        files = [json.loads(p.read_text()) for p in paths]
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"--combine: cannot read {exc}", file=sys.stderr)
+        return 2
+    refs = {tuple(f["ref"]) for f in files}
+    if len(refs) != 1:
+        print(
+            f"--combine: the runs use different reference points {sorted(refs)}: rerun one with --ref", file=sys.stderr
+        )
+        return 2
+    table = Table(title=f"funnel vs single fidelity, reference point {list(refs.pop())}")
+    for col in ("seed", "funnel / single time", "HV single", "HV funnel", "best loss single", "best loss funnel",
+                "candidates single", "candidates funnel", "map rung 0 (slope, R^2)", "map rung 1 (slope, R^2)",
+                "map trials"):  # fmt: skip
+        table.add_column(col, justify="right")
+    ratios = []
+    for f in files:
+        runs = {(r["arm"], r["seed"]): r for r in f["runs"]}
+        for s in f["per_seed"]:
+            single, funnel = runs[("single", s["seed"])], runs[("halving", s["seed"])]
+            ratio = s["halving_over_single_time"]
+            ratios.append(ratio)
+            maps = {m["rung"]: m for m in funnel.get("calibration", [])}
+            fits = [f"{maps[r]['slope']:.2f}, {maps[r]['r2']:.2f}" if r in maps else "-" for r in (0, 1)]
+            best = [min((p[0] for p in r["points"]), default=float("nan")) for r in (single, funnel)]
+            table.add_row(str(s["seed"]), "never" if ratio is None else f"{ratio:.2f}x", f"{s['hv_single']:.2f}",
+                          f"{s['hv_halving']:.2f}", f"{best[0]:.3f}", f"{best[1]:.3f}", str(single["candidates"]),
+                          str(funnel["candidates"]), *fits, str(maps[0]["n"]) if 0 in maps else "-")  # fmt: skip
+    Console(width=200).print(table)
+    med = median(ratios)
+    shown = "never reached" if med is None else f"{med:.2f}x"
+    verdict = "met" if med is not None and med <= 0.5 else "not met"
+    print(f"median over {len(ratios)} seeds of the funnel's time to single's final HV / single's own: {shown} "
+          f"(target <= 0.5x: {verdict})")  # fmt: skip
     return 0
 
 
