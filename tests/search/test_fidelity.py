@@ -14,16 +14,8 @@ import pytest
 from archbench import ConfigError, Leaderboard
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, run_search
-from archbench.search.fidelity import (
-    MIN_PAIRS,
-    Completion,
-    FidelityConfig,
-    Funnel,
-    fit_rung_map,
-    promoted_row,
-    rank_order,
-    top_of_rung,
-)
+from archbench.search.calibration import MIN_PAIRS, fit_rung_map
+from archbench.search.fidelity import Completion, FidelityConfig, Funnel, promoted_row, rank_order, top_of_rung
 from archbench.search.progress import front_hypervolume
 from archbench.search.trial_evaluators import SleepEvaluator, TrainEvaluator
 from tests.search.test_driver import ARCHBENCH, rows, sleep_config

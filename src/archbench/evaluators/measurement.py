@@ -125,7 +125,7 @@ def measure(
         return not_measured(f"measurement failed: {one_line(exc)}", fingerprint(device))
     metrics = dict(m.metrics)
     reasons = {k: v for k, v in dict(m.null_reasons).items() if metrics.get(k) is None}
-    hardware = dict(m.hardware)
+    hardware = {k: v for k, v in m.hardware.items() if k != "measure_mode"}  # the row's: every mode (RunSettings)
     for mode, keys in MODE_METRICS.items():
         if mode not in deploy.modes:
             for key in keys:

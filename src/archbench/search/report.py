@@ -12,7 +12,7 @@ import numpy as np
 
 from archbench.leaderboard import Leaderboard
 from archbench.leaderboard.objectives import Objective
-from archbench.search.fidelity import RungMap
+from archbench.search.calibration import RungMap
 from archbench.search.progress import front_hypervolume, front_of, front_table
 from archbench.search_space.architecture import Architecture
 
