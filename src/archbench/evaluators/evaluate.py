@@ -249,7 +249,7 @@ def evaluate(
     dev = resolve_device(device)
     cons = parse_constraints(constraints)
     settings = RunSettings.planned(config, deploy, (c.metric for c in cons), measure, screen)
-    deploy = settings.deploy or Deploy()  # (measured only with ``measure``)
+    deploy = settings.deploy or Deploy()  # what is measured (with measure=False: nothing)
     all_quality = (*task_obj.metric_names, *_quant_names(task_obj), *measurement.TRAINING_METRICS)
     save_path = Path(save_state) if save_state is not None else None
     resume_path = Path(resume_from) if resume_from is not None else None

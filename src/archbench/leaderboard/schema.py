@@ -33,8 +33,8 @@ from typing import Any
 
 import polars as pl
 
-from archbench import run_settings
 from archbench.errors import ConfigError
+from archbench.run_settings import COLUMNS as RUN_COLUMNS
 from archbench.run_settings import archbench_version
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
@@ -74,7 +74,7 @@ MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofli
 
 _PY_TO_POLARS: dict[Any, pl.DataType] = {int: pl.Int64(), float: pl.Float64(), str: pl.String(), bool: pl.Boolean()}
 # How the trial was run (archbench.run_settings): recipe, deployment, measurement effort, archbench version.
-RUN_SETTINGS: dict[str, pl.DataType] = {name: _PY_TO_POLARS[t] for name, t in run_settings.COLUMNS.items()}
+RUN_SETTINGS: dict[str, pl.DataType] = {name: _PY_TO_POLARS[t] for name, t in RUN_COLUMNS.items()}
 
 
 def arch_columns() -> dict[str, pl.DataType]:
