@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 from archbench.deploy import Deploy
 from archbench.train_config import TrainConfig
+from archbench.version import archbench_version
 
 # The columns a row records its run settings in (all strings; null where the setting does not apply).
 COLUMNS: dict[str, type] = {
@@ -31,15 +30,6 @@ COLUMNS: dict[str, type] = {
     "measure_mode": str,  # its modes joined by "+", e.g. "prefill+decode"
     "measure_effort": str,  # full | screen (a funnel's quick first look); null: not measured
 }
-
-
-@lru_cache(maxsize=1)
-def archbench_version() -> str:
-    """The installed archbench's version: the one place rows take it from."""
-    try:
-        return importlib_metadata.version("archbench")
-    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
-        return "unknown"
 
 
 @dataclass(frozen=True)

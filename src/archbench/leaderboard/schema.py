@@ -35,9 +35,9 @@ import polars as pl
 
 from archbench.errors import ConfigError
 from archbench.run_settings import COLUMNS as RUN_COLUMNS
-from archbench.run_settings import archbench_version
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
+from archbench.version import archbench_version
 
 SCHEMA_VERSION = 3
 VERSION_KEY = "archbench.schema_version"
