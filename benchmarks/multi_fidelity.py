@@ -19,6 +19,9 @@ under with the same warm-up (10% of rung 0's steps), so a top-rung row and a sin
 architecture are the same model (``--schedule`` picks the schedule of both arms otherwise).
 ``--single-schedule default`` trains the single-fidelity arm under archbench's default instead (cosine,
 warmed up over 10% of its budget): the funnel against the single-fidelity default as users run it.
+The funnel is calibrated (``search.calibrate``, its default); ``--no-calibrate`` runs it as the results
+whose settings say ``"calibrate": false`` were run. (``--promotion strata`` and ``--capped``, which earlier
+results record, were removed with the settings they tried: both lost.)
 
 Hypervolume (val_loss, latency_ms, both minimised) is computed on one reference point for every run: the
 worst value of each objective over all final front candidates of all runs plus 10% of its range. For
@@ -79,8 +82,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict[s
     """One search of ``args.wall`` seconds; its rows with seconds since the start, and its counts."""
     rungs = tuple(float(x) for x in args.rungs.split(","))
     fidelity = FidelityConfig(
-        "halving", rungs, args.eta, args.promotion, args.screen, capped=args.capped,
-        continuation=args.continuation, calibrate=args.calibrate,
+        "halving", rungs, args.eta, args.screen, continuation=args.continuation, calibrate=args.calibrate,
     )  # fmt: skip
     top_budget = fidelity.budgets(args.base)[-1]
     lb = work / f"{arm}-s{seed}" / "lb"
@@ -272,14 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="steps=40", help="the funnel's base budget (default steps=40)")
     parser.add_argument("--rungs", default="1,3,9", help="budget multipliers (default 1,3,9)")
     parser.add_argument("--eta", type=int, default=3)
-    parser.add_argument("--promotion", default="pareto", help="the funnel's promotion rule: pareto | strata")
     parser.add_argument("--screen", default="quick", help="how rung 0 measures: quick (default) | full")
-    parser.add_argument("--capped", action="store_true", help="cap promotions at floor(n/eta) (search.capped=true)")
     parser.add_argument("--continuation", action="store_true", help="promotions continue (search.continuation=true)")
     parser.add_argument(
         "--calibrate",
-        action="store_true",
-        help="tell stopped candidates on the top rung's scale (search.calibrate=true)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tell stopped candidates on the top rung's scale (search.calibrate, the default; --no-calibrate: "
+        "as the results recorded with calibrate false in their settings)",
     )
     parser.add_argument(
         "--schedule",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass
 
@@ -59,6 +61,10 @@ class TrainConfig:
             return "cosine" if self.warmup_steps is None else f"cosine(warmup={self.warmup_steps})"
         warmup = self.warmup_frac if self.warmup_steps is None else self.warmup_steps
         return f"wsd(warmup={warmup},decay={self.decay_frac})"
+
+    def recipe(self) -> str:
+        """Every setting as canonical JSON (``train_recipe``): two runs with equal recipes train alike."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
 
     def warmup_of(self, total: int) -> int:
         """Warm-up steps of a run of ``total`` steps."""

@@ -2,7 +2,7 @@
 
 Torch-free. A metric that could not be measured is ``None`` with a reason in ``null_reasons``, never 0.
 ``to_row()`` flattens it into the leaderboard's one-row-per-trial form: the Architecture's fields as
-columns, ``arch_id``, the run's identity, status, metrics, hardware fingerprint and timestamps.
+columns, ``arch_id``, the run's identity, status, metrics, hardware fingerprint, run settings and timestamps.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from archbench.run_settings import RunSettings
 from archbench.search_space.architecture import Architecture
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported", "infeasible")
@@ -81,6 +82,7 @@ class TrialResult:
     metrics: Mapping[str, float | int | None] = field(default_factory=dict)
     null_reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why it is None
     hardware: Mapping[str, Any] = field(default_factory=dict)  # fingerprint: device_name, device_kind, ...
+    settings: RunSettings = field(default_factory=RunSettings)  # how it was run: recipe, deployment, version
     feasible: bool | None = None  # judged against the study's constraints (None: none given)
     violation: float | None = None  # total constraint violation (0 when feasible)
     cached: bool = False  # row reused from an earlier identical measurement
@@ -126,6 +128,7 @@ class TrialResult:
             row.setdefault(name, value)
         row["null_reasons"] = json.dumps(dict(self.null_reasons), sort_keys=True)
         row.update(self.hardware)
+        row.update(self.settings.columns())
         row["started_at"] = self.started_at
         row["created_at"] = self.finished_at
         return row

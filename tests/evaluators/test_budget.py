@@ -74,7 +74,7 @@ def test_every_default_budget_is_the_one_default() -> None:
     import yaml
 
     from archbench.evaluators import DEFAULT_BUDGET
-    from archbench.search.driver import SearchConfig
+    from archbench.search import SearchConfig
     from archbench.search.trial_evaluators import LookupEvaluator, TrainEvaluator
 
     charlm = yaml.safe_load(resources.files("archbench.conf").joinpath("task/charlm.yaml").read_text())

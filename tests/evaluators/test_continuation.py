@@ -50,7 +50,7 @@ def test_a_continued_run_is_bit_for_bit_the_long_run_from_scratch(tmp_path: Path
     assert went_on.metrics["train_resumed_steps"] == 8 and scratch.metrics["train_resumed_steps"] == 0
     assert went_on.metrics["val_loss"] == scratch.metrics["val_loss"]
     assert went_on.metrics["val_loss"] != short.metrics["val_loss"]
-    assert went_on.hardware["train_schedule"] == scratch.hardware["train_schedule"] == WSD.label()
+    assert went_on.to_row()["train_schedule"] == scratch.to_row()["train_schedule"] == WSD.label()
 
 
 def test_a_state_the_run_cannot_continue_is_ignored_and_it_trains_from_scratch(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_prefill_only_leaves_decode_metrics_null_with_the_reason() -> None:
     assert r.metrics["prefill_ms"] == r.metrics["latency_ms"] > 0
     assert r.metrics["decode_ms_per_token"] is None
     assert "deploy.modes has no decode" in r.null_reasons["decode_ms_per_token"]
-    assert r.hardware["deploy"] == "prefill b1 p=max eager"
+    assert r.to_row()["deploy"] == "prefill b1 p=max eager"
     assert set(COST_METRICS) <= set(r.metrics)
 
 

@@ -238,7 +238,7 @@ def test_a_quick_look_measures_with_the_screening_rule_and_says_so(monkeypatch: 
     quick = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True)
     full = evaluate(TINY, "charlm", "steps=2", config=_fast())
     assert seen == ["screen", "full"]
-    assert (quick.hardware["measure_effort"], full.hardware["measure_effort"]) == ("screen", "full")
+    assert (quick.settings.measure_effort, full.settings.measure_effort) == ("screen", "full")
     assert quick.status == full.status == "ok" and quick.metrics["latency_ms"] > 0
     # the screening rule: at least 10 calls, and its 1 s cap (a full measurement may time for 10 s)
     assert quick.metrics["latency_samples"] >= 10
@@ -249,7 +249,7 @@ def test_a_quick_look_never_rejects_on_a_timed_constraint_alone(monkeypatch: pyt
     seen = _efforts(monkeypatch)
     timed = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True, constraints="latency_ms<=1e-9")
     assert timed.status == "infeasible" and "latency_ms" in timed.reason
-    assert seen == ["screen", "full"] and timed.hardware["measure_effort"] == "full"  # judged on the full one
+    assert seen == ["screen", "full"] and timed.settings.measure_effort == "full"  # judged on the full one
     seen.clear()
     sized = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True, constraints="latency_ms<=1e-9, params<=10")
     assert sized.status == "infeasible" and seen == ["screen"]  # a size limit is exact on a quick look too

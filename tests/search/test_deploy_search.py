@@ -13,7 +13,7 @@ from archbench.constraints import parse_constraints
 from archbench.deploy import Deploy
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, SearchConfig, run_search
-from archbench.search.driver import make_evaluator
+from archbench.search.trial_evaluators import make_evaluator
 
 TWO = SearchSpace.from_dict({"name": "two", "fields": {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 32,
                                                        "attention": ["dense", "linear"]}})  # fmt: skip

@@ -14,23 +14,15 @@ import pytest
 from archbench import ConfigError, Leaderboard
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, run_search
-from archbench.search.fidelity import (
-    MIN_PAIRS,
-    Completion,
-    FidelityConfig,
-    Funnel,
-    fit_rung_map,
-    promoted_row,
-    rank_order,
-    top_of_rung,
-)
+from archbench.search.calibration import MIN_PAIRS, fit_rung_map
+from archbench.search.fidelity import Completion, FidelityConfig, Funnel, promoted_row, rank_order, top_of_rung
 from archbench.search.progress import front_hypervolume
 from archbench.search.trial_evaluators import SleepEvaluator, TrainEvaluator
 from tests.search.test_driver import ARCHBENCH, rows, sleep_config
 from tests.search.test_driver import local_ray as local_ray  # the module's Ray instance (a fixture)
 
 OBJ = (Objective("val_loss"), Objective("latency_ms"))
-HALVING = FidelityConfig("halving", (1, 3, 9), 3)
+HALVING = FidelityConfig("halving", (1, 3, 9), 3, calibrate=False)  # each rung's own values (calibrated: below)
 
 
 def test_only_the_top_third_by_nondominated_rank_is_promoted() -> None:
@@ -49,26 +41,6 @@ def test_only_the_top_third_by_nondominated_rank_is_promoted() -> None:
     maxed = (Objective("val_acc", "max"), Objective("latency_ms"))
     flipped = [Completion(c.trial, None if c.values is None else (-c.values[0], c.values[1])) for c in done[:7]]
     assert top_of_rung(flipped, maxed, eta=3) == [0, 2]  # the same ranking for a maximised objective
-
-
-def test_strata_promotion_sends_the_best_of_every_cost_neighbourhood() -> None:
-    """Short training favours small models: here every fast trial beats every slow one on loss, so MO-ASHA's
-    rank promotes only fast ones; strata compare loss only among ~eta neighbours in latency."""
-    done = [
-        Completion(0, (2.0, 1.0)), Completion(1, (2.1, 1.1)), Completion(2, (2.2, 1.2)),  # fast, low rung-0 loss
-        Completion(3, (2.6, 5.0)), Completion(4, (2.4, 5.5)), Completion(5, (2.5, 6.0)),
-        Completion(6, (2.9, 9.0)), Completion(7, (3.0, 9.5)), Completion(8, (2.8, 10.0)),
-        Completion(9, None), Completion(10, (0.1, 0.1), feasible=False),
-    ]  # fmt: skip
-    assert top_of_rung(done, OBJ, eta=3) == [0, 1, 2]  # floor(11 / 3) = 3, all from the fast end
-    assert sorted(top_of_rung(done, OBJ, eta=3, promotion="strata")) == [0, 4, 8]  # the best of each stratum
-    assert set(top_of_rung(done, OBJ, eta=3, promotion="strata")) <= set(rank_order(done, OBJ))
-    assert top_of_rung(done[:5], OBJ, eta=3, promotion="strata") == [0]  # one stratum while few have finished
-    assert top_of_rung(done[:2], OBJ, eta=3, promotion="strata") == []
-    faster = (Objective("val_loss"), Objective("throughput", "max"))  # no cost objective: plain rank order
-    assert top_of_rung(done, faster, eta=3, promotion="strata") == top_of_rung(done, faster, eta=3)
-    two_cost = (Objective("params"), Objective("latency_ms"))  # no quality objective: plain rank order
-    assert top_of_rung(done, two_cost, eta=3, promotion="strata") == top_of_rung(done, two_cost, eta=3)
 
 
 def test_the_funnel_promotes_from_the_highest_rung_first_and_logs_it(tmp_path: Path) -> None:
@@ -98,35 +70,6 @@ def test_the_funnel_promotes_from_the_highest_rung_first_and_logs_it(tmp_path: P
     assert (third[0], 2) in again.unfinished() and (first[0], 1) in again.unfinished()
 
 
-def test_a_capped_rung_sends_on_no_more_than_its_quota_while_asha_keeps_every_early_promotion(
-    tmp_path: Path,
-) -> None:
-    """Trial 0 leads rung 0 and goes on; then better trials land and push it out of the quota. ASHA's rule
-    alone also sends the new leader (2 of 5 promoted); capped, floor(5 / 3) = 1 was spent, so the new
-    leader waits (in line, not told) until the sixth completion raises the cap."""
-    promoted = {}
-    for capped in (True, False):
-        (tmp_path / str(capped)).mkdir()
-        funnel = Funnel(FidelityConfig("halving", (1, 3), 3, capped=capped), OBJ, tmp_path / str(capped))
-        for t, vals in enumerate([(3.0, 3.0), (4.0, 4.0), (5.0, 5.0)]):
-            funnel.record(0, t, {"status": "ok"}, vals)
-        assert funnel.next_promotion() == (0, 1)
-        funnel.launch(0, 1)
-        funnel.record(0, 3, {"status": "ok"}, (1.0, 1.0))  # dominates everyone: the quota is now [3]
-        funnel.record(0, 4, {"status": "ok"}, (2.0, 2.0))
-        assert funnel.quota(0) == [3]
-        nxt = funnel.next_promotion()
-        if nxt is not None:
-            funnel.launch(*nxt)
-        promoted[capped] = (nxt, funnel.may_go_on(3))
-        if capped:
-            funnel.record(0, 5, {"status": "ok"}, (6.0, 6.0))  # n = 6: the cap is 2
-            assert funnel.next_promotion() == (3, 1)
-    assert promoted == {True: (None, True), False: ((3, 1), True)}
-    assert "capped" not in FidelityConfig("halving").identity()  # the default: how studies from before resume
-    assert FidelityConfig("halving", capped=True).identity()["capped"] is True
-
-
 def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
     base = {"trial": 3, "rung": 0, "budget": "steps=10", "status": "ok", "val_loss": 3.0, "latency_ms": 1.5,
             "params": 1000, "device_name": "cpu-x", "train_time_s": 1.0, "cached": True,
@@ -149,8 +92,6 @@ def test_a_promoted_row_keeps_the_rung0_measurement() -> None:
         ({"mode": "halving", "rungs": (1,)}, "at least two increasing positive budget multipliers"),
         ({"mode": "halving", "rungs": (1, 9, 3)}, "at least two increasing positive budget multipliers"),
         ({"mode": "halving", "eta": 1}, "search.eta=1: must be an integer of at least 2"),
-        ({"mode": "halving", "promotion": "best"}, "search.promotion='best': must be one of pareto, strata"),
-        ({"mode": "halving", "capped": "yes"}, "search.capped='yes': must be true or false"),
         ({"mode": "halving", "calibrate": 1}, "search.calibrate=1: must be true or false"),
     ],
 )
@@ -167,7 +108,7 @@ def test_rung_budgets_scale_the_base_budget() -> None:
         FidelityConfig("halving", (1, 1.2), 2).budgets("steps=2")
 
 
-def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int, capped: bool = False) -> None:
+def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int) -> None:
     budgets = {0: "steps=10", 1: "steps=30", 2: "steps=90"}
     first = df.filter(pl.col("rung") == 0)["trial"]
     assert first.len() == first.n_unique() == n_trials  # (Optuna numbers later rungs' records too: gaps)
@@ -179,10 +120,8 @@ def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int, capped: bool =
         above = set(df.filter(pl.col("rung") == rung + 1)["trial"].to_list())
         assert above <= set(here["trial"].to_list())  # nobody skips a rung
         done = [Completion(r["trial"], (r["val_loss"], r["latency_ms"])) for r in here.to_dicts()]
-        if capped:  # once the funnel is drained, the rung has sent on exactly its quota's worth
-            assert len(above) == len(top_of_rung(done, OBJ, eta))
-        else:  # ASHA: once the funnel is drained, every top trial went on (and maybe more)
-            assert set(top_of_rung(done, OBJ, eta)) <= above
+        # ASHA: once the funnel is drained, every top trial went on (and maybe more)
+        assert set(top_of_rung(done, OBJ, eta)) <= above
 
 
 def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) -> None:
@@ -264,11 +203,12 @@ def test_a_study_json_from_before_fidelity_and_space_hash_still_resumes(tmp_path
 
 
 def test_cache_is_keyed_on_the_budget(tmp_path: Path) -> None:
-    from archbench.search.driver import _Cache
+    from archbench.run_settings import RunSettings
+    from archbench.search.cache import Cache
 
     run_search(sleep_config(tmp_path, n_trials=9, budget="steps=10", fidelity=HALVING, study="a"))
     lb = Leaderboard(tmp_path / "lb")
-    cache = _Cache(lb, "sleep", ["steps=10", "steps=30"], {"device_name": "sleep"}, enabled=True)
+    cache = Cache(lb, "sleep", ["steps=10", "steps=30"], {"device_name": "sleep"}, RunSettings(), enabled=True)
     df = rows(tmp_path / "lb")
     for r in df.filter(pl.col("rung") <= 1).to_dicts():
         arch = _arch(r)
@@ -306,9 +246,6 @@ def test_cli_funnel_settings_and_bad_values(tmp_path: Path) -> None:
     config = config_from_dict(compose(["search.fidelity=halving", "budget.rungs=[1,4]", "budget.eta=2", "timeout=60"]))
     assert config.fidelity == FidelityConfig("halving", (1, 4), 2) and config.timeout_s == 60
     assert config_from_dict(compose([])).fidelity.mode == "single"
-    strata = config_from_dict(compose(["search.fidelity=halving", "search.promotion=strata"])).fidelity
-    assert strata.promotion == "strata" and strata.identity()["promotion"] == "strata"
-    assert "promotion" not in FidelityConfig("halving").identity()  # older studies still resume unchanged
     calibrated = config_from_dict(compose(["search.fidelity=halving", "search.calibrate=true"])).fidelity
     assert calibrated.calibrate is True and calibrated.identity()["calibrate"] is True
     bad = {"search.fidelity=halfing": "search.fidelity='halfing': must be one of single, halving",
@@ -433,31 +370,33 @@ def test_a_resumed_funnel_tells_its_waiting_candidates_their_highest_rung(
 
 
 def test_screening_rungs_skip_the_quantized_models_quality_unless_it_is_ranked(tmp_path: Path) -> None:
-    from archbench.search.driver import _rung_evaluators
+    from archbench.search.loop import rung_evaluators
 
     config = sleep_config(tmp_path, budget="steps=10", fidelity=HALVING)
-    flags = [e.validate_quant for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
+    flags = [e.validate_quant for e in rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
     assert flags == [False, False, True]  # only the top rung's rows are whole
     ranked = sleep_config(tmp_path, budget="steps=10", fidelity=HALVING,
                           objectives=(Objective("val_loss_quant"), Objective("latency_ms")))  # fmt: skip
-    assert [e.validate_quant for e in _rung_evaluators(ranked, TrainEvaluator(budget="steps=10"))] == [True] * 3
+    assert [e.validate_quant for e in rung_evaluators(ranked, TrainEvaluator(budget="steps=10"))] == [True] * 3
     from archbench.constraints import parse_constraints
 
     cons = parse_constraints("val_bpb_quant<=3")
     judged = sleep_config(tmp_path, budget="steps=10", fidelity=HALVING, constraints=cons)
-    assert [e.validate_quant for e in _rung_evaluators(judged, TrainEvaluator(budget="steps=10"))] == [True] * 3
+    assert [e.validate_quant for e in rung_evaluators(judged, TrainEvaluator(budget="steps=10"))] == [True] * 3
 
 
 def test_a_row_without_a_needed_metric_is_no_cache_hit(tmp_path: Path) -> None:
     from archbench import Architecture
-    from archbench.search.driver import _Cache
+    from archbench.run_settings import RunSettings
+    from archbench.search.cache import Cache
     from archbench.trial import NOT_VALIDATED
 
     lb = Leaderboard(tmp_path / "lb")
     arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32)
     base = {**arch.to_dict(), "arch_id": arch.arch_id, "task": "charlm", "budget": "steps=10", "status": "ok",
-            "device_name": "cpu-x", "val_loss": 2.0, "latency_ms": 1.0}  # fmt: skip
-    cache = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, enabled=True, needed=("val_loss_quant",))
+            "device_name": "cpu-x", "val_loss": 2.0, "latency_ms": 1.0, **RunSettings().columns()}  # fmt: skip
+    cache = Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, RunSettings(), enabled=True,
+                  needed=("val_loss_quant",))  # fmt: skip
     cache.add({**base, "val_loss_quant": None, "null_reasons": json.dumps({"val_loss_quant": NOT_VALIDATED})})
     assert cache.get(arch, "steps=10") is None
     cache.add({**base, "val_loss_quant": None, "null_reasons": json.dumps({"val_loss_quant": "diverged: ..."})})
@@ -477,25 +416,15 @@ def test_a_funnel_drains_behind_a_generation_barrier(tmp_path: Path) -> None:
     assert outcome.trials == 12 and df.filter(pl.col("rung") == 2).height >= 1
 
 
-def test_a_capped_funnel_drains_with_exactly_its_quotas_promoted(tmp_path: Path) -> None:
-    capped = FidelityConfig("halving", (1, 3, 9), 3, capped=True)
-    config = sleep_config(tmp_path, n_trials=12, budget="steps=10", fidelity=capped, evaluator_options={"seconds": 0.0})
-    outcome = run_search(config)
-    df = rows(tmp_path / "lb")
-    _funnel_invariants(df, 12, 3, capped=True)
-    assert outcome.trials == 12 and df.filter(pl.col("rung") == 1).height == 4
-    assert json.loads((outcome.study_dir / "study.json").read_text())["fidelity"]["capped"] is True
-
-
 def test_rung_zero_takes_a_quick_look_and_the_top_rung_measures_again() -> None:
-    from archbench.search.driver import _rung_evaluators
+    from archbench.search.loop import rung_evaluators
 
     config = sleep_config(Path("unused"), budget="steps=10", fidelity=HALVING)
-    flags = [(e.measure, e.screen) for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
+    flags = [(e.measure, e.screen) for e in rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
     assert flags == [(True, True), (False, False), (True, False)]
-    full = FidelityConfig("halving", (1, 3, 9), 3, screen="full")
+    full = FidelityConfig("halving", (1, 3, 9), 3, screen="full", calibrate=False)
     config = sleep_config(Path("unused"), budget="steps=10", fidelity=full)
-    flags = [(e.measure, e.screen) for e in _rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
+    flags = [(e.measure, e.screen) for e in rung_evaluators(config, TrainEvaluator(budget="steps=10"))]
     assert flags == [(True, False), (False, False), (False, False)]
     assert full.identity() == {"mode": "halving", "rungs": [1, 3, 9], "eta": 3}  # what studies from before say
     with pytest.raises(ConfigError, match=r"^search.screen='fast': must be one of quick, full$"):
@@ -514,12 +443,14 @@ def test_a_top_row_measured_again_is_its_own_with_the_quick_look_beside_it() -> 
 
 def test_a_quick_look_is_no_cache_hit_for_a_full_measurement(tmp_path: Path) -> None:
     from archbench import Architecture
-    from archbench.search.driver import _Cache
+    from archbench.run_settings import RunSettings
+    from archbench.search.cache import Cache
 
     arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32)
     base = {**arch.to_dict(), "arch_id": arch.arch_id, "task": "charlm", "budget": "steps=10", "status": "ok",
-            "device_name": "cpu-x", "val_loss": 2.0}  # fmt: skip
-    cache = _Cache(Leaderboard(tmp_path / "lb"), "charlm", ["steps=10"], {"device_name": "cpu-x"}, enabled=True)
+            "device_name": "cpu-x", "val_loss": 2.0, **RunSettings().columns()}  # fmt: skip
+    lb = Leaderboard(tmp_path / "lb")
+    cache = Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, RunSettings(), enabled=True)
     cache.add({**base, "measure_effort": "screen", "latency_ms": 1.1})
     assert cache.get(arch, "steps=10") is None
     assert cache.get(arch, "steps=10", full=False)["latency_ms"] == 1.1  # a funnel's rung 0 may reuse it
@@ -639,26 +570,37 @@ def test_changing_the_schedule_of_a_study_is_refused(tmp_path: Path) -> None:
         run_search(sleep_config(tmp_path, n_trials=3, study="s", train=TrainConfig(schedule="wsd")))
 
 
-def test_a_row_trained_under_another_schedule_is_no_cache_hit(tmp_path: Path) -> None:
-    from archbench.search.driver import _Cache
+def test_a_row_trained_under_another_recipe_or_an_unrecorded_one_is_no_cache_hit(tmp_path: Path) -> None:
+    """The cache keys on the whole training recipe: another schedule is no hit, and a row from before the
+    recipe was recorded never is (it may have been trained at another learning rate). Read back, such a
+    trained row without a schedule is cosine, the only schedule there was (the leaderboard's read rule)."""
+    from archbench.run_settings import RunSettings
+    from archbench.search.cache import Cache
     from archbench.search_space.architecture import Architecture
+    from archbench.train_config import TrainConfig
 
     arch = Architecture(depth=1, width=32, heads=2, max_seq_len=32)
+    cosine, wsd = RunSettings(TrainConfig()), RunSettings(TrainConfig(schedule="wsd", warmup_steps=1))
     base = {**arch.to_dict(), "arch_id": arch.arch_id, "task": "charlm", "budget": "steps=10", "status": "ok",
-            "device_name": "cpu-x", "val_loss": 2.0, "latency_ms": 1.0}  # fmt: skip
+            "device_name": "cpu-x", "val_loss": 2.0, "latency_ms": 1.0, "train_time_s": 1.0}  # fmt: skip
     lb = Leaderboard(tmp_path / "lb")
-    cosine = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "cosine"}, enabled=True)
-    cosine.add({**base, "train_schedule": "wsd(warmup=1,decay=0.2)"})
-    assert cosine.get(arch, "steps=10") is None
-    cosine.add(base)  # a row from before train_schedule was recorded was trained under cosine
-    assert cosine.get(arch, "steps=10") is not None
-    wsd = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "wsd(warmup=1,decay=0.2)"},
-                 enabled=True)  # fmt: skip
-    wsd.add(base)
-    assert wsd.get(arch, "steps=10") is None
-    lb.append([{**base, "train_schedule": "wsd(warmup=1,decay=0.2)"}, {**base, "val_loss": 3.0}])
-    reread = _Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x", "train_schedule": "cosine"}, enabled=True)
+    under_cosine = Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, cosine, enabled=True)
+    under_cosine.add({**base, **wsd.columns()})
+    assert under_cosine.get(arch, "steps=10") is None
+    under_cosine.add({**base, "archbench_version": cosine.archbench_version})  # no recipe recorded
+    assert under_cosine.get(arch, "steps=10") is None
+    under_cosine.add({**base, **cosine.columns()})
+    assert under_cosine.get(arch, "steps=10") is not None
+    under_wsd = Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, wsd, enabled=True)
+    under_wsd.add({**base, **cosine.columns()})
+    assert under_wsd.get(arch, "steps=10") is None
+    lb.append([{**base, **wsd.columns(), "created_at": "2025-01-01T00:00:01"},
+               {**base, **cosine.columns(), "val_loss": 3.0, "created_at": "2025-01-01T00:00:02"},
+               {**base, "val_loss": 4.0, "created_at": "2025-01-01T00:00:03"}])  # fmt: skip
+    reread = Cache(lb, "charlm", ["steps=10"], {"device_name": "cpu-x"}, cosine, enabled=True)
     assert reread.get(arch, "steps=10")["val_loss"] == 3.0  # read back from parquet: only the cosine row
+    old = lb.query(status=None).collect().filter(pl.col("val_loss") == 4.0).row(0, named=True)
+    assert (old["train_schedule"], old["train_recipe"]) == ("cosine", None)
 
 
 def test_a_rung_map_fits_the_top_rungs_scale_and_never_reverses_a_ranking() -> None:
@@ -676,7 +618,7 @@ def test_a_rung_map_fits_the_top_rungs_scale_and_never_reverses_a_ranking() -> N
 
 def test_a_calibrated_funnel_puts_lower_rungs_quality_on_the_top_scale_and_keeps_cost(tmp_path: Path) -> None:
     funnel = Funnel(FidelityConfig("halving", (1, 3), 3, calibrate=True), OBJ, tmp_path)
-    plain = Funnel(FidelityConfig("halving", (1, 3), 3), OBJ, tmp_path)
+    plain = Funnel(FidelityConfig("halving", (1, 3), 3, calibrate=False), OBJ, tmp_path)
     for t in range(8):
         for f in (funnel, plain):
             f.record(0, t, {"status": "ok"}, (3.0 + 0.1 * t, 1.0 + t))
@@ -686,14 +628,15 @@ def test_a_calibrated_funnel_puts_lower_rungs_quality_on_the_top_scale_and_keeps
     funnel.record(1, MIN_PAIRS - 1, {"status": "ok"}, (1.0 + 0.05 * (MIN_PAIRS - 1), float(MIN_PAIRS)))
     assert funnel.on_top_scale(0, (3.5, 9.0)) == pytest.approx((1.25, 9.0))  # the latency is measured: as it is
     assert funnel.on_top_scale(1, (1.7, 9.0)) == (1.7, 9.0)  # the top rung's own values
-    assert plain.on_top_scale(0, (3.5, 9.0)) == (3.5, 9.0)  # off by default
+    assert plain.on_top_scale(0, (3.5, 9.0)) == (3.5, 9.0)  # off
     (only,) = funnel.calibration()
     assert (only.rung, only.objective, only.n) == (0, "val_loss", MIN_PAIRS)
     funnel.record(1, 6, {"status": "ok"}, (0.9, 7.0))  # a new top completion: the map is fitted again
     assert funnel.calibration()[0].n == MIN_PAIRS + 1 and funnel.on_top_scale(0, (3.5, 9.0))[0] != 1.25
     assert funnel.quota(0) == plain.quota(0)  # promotion ranks each rung's own values, as before
     assert FidelityConfig("halving", calibrate=True).identity()["calibrate"] is True
-    assert "calibrate" not in FidelityConfig("halving").identity()  # how studies from before resume
+    assert FidelityConfig("halving").identity()["calibrate"] is True  # the default
+    assert "calibrate" not in FidelityConfig("halving", calibrate=False).identity()  # as studies from before
 
 
 def test_a_calibrated_funnel_tells_stopped_candidates_on_the_top_scale(tmp_path: Path) -> None:
@@ -723,7 +666,7 @@ def test_a_calibrated_funnel_tells_stopped_candidates_on_the_top_scale(tmp_path:
 
 
 def test_the_search_report_prints_each_rungs_map(capsys: pytest.CaptureFixture[str]) -> None:
-    from archbench.search.driver import SearchOutcome, print_outcome
+    from archbench.search import SearchOutcome, print_outcome
 
     fitted = fit_rung_map(0, "val_loss", [(3.0 + 0.2 * i, 2.0 + 0.1 * i + 0.01 * (i % 2)) for i in range(6)])
     assert fitted is not None

@@ -186,9 +186,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from archbench import __version__
+    from archbench.version import archbench_version
 
-    return __version__
+    return archbench_version()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

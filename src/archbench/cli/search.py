@@ -53,16 +53,19 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     timeout = cfg.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
         raise ConfigError(f"timeout={timeout!r}: must be a number of seconds or null")
+    from archbench.search.study import REMOVED
+
+    for key, why in REMOVED.items():
+        if key in search:
+            raise ConfigError(why)
     rungs = search.get("rungs", (1, 3, 9))
     fidelity = FidelityConfig(
         mode=str(search.get("fidelity", "single")),
         rungs=tuple(rungs) if isinstance(rungs, list | tuple) else rungs,
         eta=search.get("eta", 3),
-        promotion=str(search.get("promotion", "pareto")),
         screen=str(search.get("screen", "quick")),
-        capped=search.get("capped", False),
         continuation=search.get("continuation", False),
-        calibrate=search.get("calibrate", False),
+        calibrate=search.get("calibrate"),
     )
     from archbench.train_config import TrainConfig
 

@@ -25,8 +25,9 @@ the untrained model is measured again in full and judged on that.
 ``save_state`` / ``resume_from`` (``train.schedule=wsd`` only): the run writes its state where its
 cool-down begins to ``save_state``, and starts from the state in ``resume_from`` when there is one it can
 continue (:func:`~archbench.evaluators.trainer.can_resume`), else from scratch, which trains the same model
-(``train_resumed_steps`` says which: the steps that came from the state). Every row records its schedule
-(``train_schedule``).
+(``train_resumed_steps`` says which: the steps that came from the state). Every row records how it was run
+(:class:`~archbench.run_settings.RunSettings`: the whole training recipe, the deployment measured and the
+measurement's effort), apart from the hardware fingerprint.
 
 A metric that could not be obtained is None with its reason in ``null_reasons``.
 """
@@ -62,6 +63,7 @@ from archbench.evaluators.measurement import (
 from archbench.evaluators.quality import validate
 from archbench.evaluators.task import Task, get_task
 from archbench.evaluators.trainer import TrainConfig, can_resume, train
+from archbench.run_settings import RunSettings
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
 from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
@@ -246,7 +248,8 @@ def evaluate(
         raise ConfigError(f"train.schedule=wsd needs a budget of steps or tokens, not {budget_obj}")
     dev = resolve_device(device)
     cons = parse_constraints(constraints)
-    deploy = (deploy or Deploy()).for_metrics(c.metric for c in cons)
+    settings = RunSettings.planned(config, deploy, (c.metric for c in cons), measure, screen)
+    deploy = settings.deploy or Deploy()  # what is measured (with measure=False: nothing)
     all_quality = (*task_obj.metric_names, *_quant_names(task_obj), *measurement.TRAINING_METRICS)
     save_path = Path(save_state) if save_state is not None else None
     resume_path = Path(resume_from) if resume_from is not None else None
@@ -256,7 +259,7 @@ def evaluate(
         out = _Outcome("unsupported", f"quant {arch.quant}: {reason}")
         out.null(all_quality, f"not trained: {out.reason}")
         measured = not_measured(f"not measured: {out.reason}", fingerprint(dev))
-        return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, config=config)
+        return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, settings)
 
     effort = SCREEN if screen else FULL
     premeasured: Measured | None = None
@@ -269,7 +272,9 @@ def evaluate(
         if feasible is False:
             out = _Outcome("infeasible", why)
             out.null(all_quality, f"not trained: infeasible: {why}")
-            return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, cons, config)
+            return _result(
+                arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, settings, cons
+            )
 
     try:
         out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant, save_path, resume_path)
@@ -289,7 +294,7 @@ def evaluate(
         why_not = f"status {out.status}"
         measured = measurement.measure(out.deployed, arch, dev, measure, why_not=why_not, deploy=deploy, effort=effort)
     out.deployed = None
-    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, cons, config)
+    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, settings, cons)
 
 
 def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
@@ -314,7 +319,7 @@ def _premeasure(
 
         metrics = {**measured.metrics, "params": count_params(deployed.model)}
         reasons = {k: v for k, v in measured.null_reasons.items() if k != "params"}
-        measured = Measured(metrics, reasons, measured.hardware)
+        measured = Measured(metrics, reasons, measured.hardware, measured.effort)
     return measured
 
 
@@ -329,14 +334,13 @@ def _result(
     out: _Outcome,
     measured: Measured,
     device: torch.device,
+    settings: RunSettings,
     constraints: tuple[Constraint, ...] = (),
-    config: TrainConfig | None = None,
 ) -> TrialResult:
     metrics = {**out.metrics, **measured.metrics}
     null_reasons = {**out.null_reasons, **measured.null_reasons}
     null_reasons = {k: v for k, v in null_reasons.items() if metrics.get(k) is None}
     hardware = dict(measured.hardware) or {"device_kind": device.type}
-    hardware["train_schedule"] = (config or TrainConfig()).label()
     feasible, violation, _ = judge(metrics, constraints)
     return TrialResult(
         arch=arch,
@@ -350,6 +354,7 @@ def _result(
         metrics=metrics,
         null_reasons=null_reasons,
         hardware=hardware,
+        settings=settings.measured(measured.effort),
         started_at=started,
         feasible=feasible,
         violation=violation,

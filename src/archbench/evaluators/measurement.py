@@ -8,7 +8,9 @@ the same metric names as None with the reason. The modes and shape come from a
 How hard it measures is an :class:`Effort`: :data:`FULL` (the default: ``archbench.latency``'s stop rule,
 a 2 s energy window) or :data:`SCREEN`, a quick look for a multi-fidelity funnel's first rung (a looser
 stop rule capped at 1 s, a 0.5 s energy window) whose rows the funnel measures again in full at its top
-rung. Every measured row says which in its ``measure_effort`` column.
+rung. :class:`Measured` says which effort a measurement took (``effort``; None when nothing was measured):
+the row records it with the deployment in its run settings (``measure_effort``, ``deploy``), not in the
+hardware fingerprint.
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ SCREEN = Effort(
 
 @dataclass(frozen=True)
 class Measured:
-    """Cost metrics (None where not measured), why each None is None, and the hardware fingerprint."""
+    """Cost metrics (None where not measured), why each None is None, the hardware fingerprint, and the
+    effort the measurement took (``Effort.name``; None: nothing was measured)."""
 
     metrics: Mapping[str, float | int | None]
     null_reasons: Mapping[str, str]
     hardware: Mapping[str, Any] = field(default_factory=dict)
+    effort: str | None = None
 
 
 def one_line(exc: BaseException, limit: int = 400) -> str:
@@ -121,9 +125,7 @@ def measure(
         return not_measured(f"measurement failed: {one_line(exc)}", fingerprint(device))
     metrics = dict(m.metrics)
     reasons = {k: v for k, v in dict(m.null_reasons).items() if metrics.get(k) is None}
-    hardware = {
-        **m.hardware, "deploy": deploy.label(), "measure_mode": "+".join(deploy.modes), "measure_effort": effort.name
-    }  # fmt: skip
+    hardware = {k: v for k, v in m.hardware.items() if k != "measure_mode"}  # the row's: every mode (RunSettings)
     for mode, keys in MODE_METRICS.items():
         if mode not in deploy.modes:
             for key in keys:
@@ -149,7 +151,7 @@ def measure(
             metrics[name] = None
             reasons.setdefault(name, "not reported by archbench.latency")
     reasons = {k: v for k, v in reasons.items() if metrics.get(k) is None}
-    return Measured(metrics, reasons, hardware)
+    return Measured(metrics, reasons, hardware, effort.name)
 
 
 def _mode(

@@ -1,7 +1,8 @@
 """The leaderboard's versioned row schema: column types, canonicalisation of appended rows, migrations.
 
 One row per trial (see :meth:`archbench.trial.TrialResult.to_row`): the Architecture's fields as
-columns, the run's identity, status, metrics, hardware fingerprint, versions and timestamps.
+columns, the run's identity, status, metrics, hardware fingerprint, run settings (recipe, deployment,
+archbench version: :mod:`archbench.run_settings`) and timestamps.
 
 Every part file records the schema version it was written with (parquet key-value metadata
 ``archbench.schema_version``). Parts written by an older version are read through :data:`MIGRATIONS`;
@@ -16,7 +17,11 @@ Nullable columns added within version 3, read as null from the parts written bef
 rung of a multi-fidelity funnel; null for a single-fidelity search), ``gpu_other_processes`` (compute
 processes other than the measuring one that NVML saw on its GPU), ``measure_effort`` (``full`` or
 ``screen``: a funnel's quick first look; null: measured before it existed, in full) and, on a funnel's
-top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look).
+top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look),
+``train_schedule`` and ``train_recipe`` (the whole training recipe; null: a row from before it was recorded,
+whose recipe is unknown, so the search's cache never reuses it). Read rule for the older rows
+(:func:`migrate` applies it to parts of every version): a trained row without ``train_schedule`` is
+``cosine``, the only schedule there was before the column existed.
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 import polars as pl
 
 from archbench.errors import ConfigError
+from archbench.run_settings import COLUMNS as RUN_COLUMNS
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
+from archbench.version import archbench_version
 
 SCHEMA_VERSION = 3
 VERSION_KEY = "archbench.schema_version"
@@ -51,16 +57,13 @@ IDENTITY: dict[str, pl.DataType] = {
     "cached": pl.Boolean(),
     "null_reasons": pl.String(),
 }
-# The hardware fingerprint and versions: the keys every row should carry (others may be added freely).
+# The hardware fingerprint: the keys every row should carry (others may be added freely).
 HARDWARE: dict[str, pl.DataType] = {
     "device_name": pl.String(),
     "device_kind": pl.String(),
-    "archbench_version": pl.String(),
     "gpu_other_processes": pl.Int64(),
-    "measure_effort": pl.String(),
     "screen_latency_ms": pl.Float64(),
     "screen_stop_reason": pl.String(),
-    "train_schedule": pl.String(),
 }
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
 COUNT_METRICS = frozenset(
@@ -70,6 +73,8 @@ COUNT_METRICS = frozenset(
 MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"})
 
 _PY_TO_POLARS: dict[Any, pl.DataType] = {int: pl.Int64(), float: pl.Float64(), str: pl.String(), bool: pl.Boolean()}
+# How the trial was run (archbench.run_settings): recipe, deployment, measurement effort, archbench version.
+RUN_SETTINGS: dict[str, pl.DataType] = {name: _PY_TO_POLARS[t] for name, t in RUN_COLUMNS.items()}
 
 
 def arch_columns() -> dict[str, pl.DataType]:
@@ -89,7 +94,7 @@ def metric_columns() -> dict[str, pl.DataType]:
 
 def base_schema() -> dict[str, pl.DataType]:
     """Every column a row of the current version has, in display order."""
-    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **TIMES}
+    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **RUN_SETTINGS, **TIMES}
 
 
 def arch_fields() -> tuple[str, ...]:
@@ -120,10 +125,24 @@ MIGRATIONS: dict[int, Callable[[pl.LazyFrame], pl.LazyFrame]] = {1: _v1_to_v2, 2
 
 
 def migrate(lf: pl.LazyFrame, version: int) -> pl.LazyFrame:
-    """``lf`` (a part of schema ``version``) in the current version's layout."""
+    """``lf`` (a part of schema ``version``) in the current version's layout, older rows read by the rules
+    of the columns added within it (:func:`_read_older_rows`)."""
     for v in range(version, SCHEMA_VERSION):
         lf = MIGRATIONS[v](lf)
-    return lf
+    return _read_older_rows(lf)
+
+
+def _read_older_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows written before ``train_schedule`` was recorded were trained (``train_time_s`` set) under the
+    only schedule there was, ``cosine``. Their ``train_recipe`` stays null: the learning rate and the rest
+    of the recipe they were trained with are unknown."""
+    names = lf.collect_schema().names()
+    if "train_time_s" not in names:
+        return lf
+    schedule = pl.col("train_schedule") if "train_schedule" in names else pl.lit(None, pl.String())
+    trained = pl.col("train_time_s").is_not_null()
+    cosine = pl.when(schedule.is_null() & trained).then(pl.lit("cosine")).otherwise(schedule.cast(pl.String()))
+    return lf.with_columns(cosine.alias("train_schedule"))
 
 
 def known_version(version: int) -> bool:
@@ -133,13 +152,6 @@ def known_version(version: int) -> bool:
 
 
 # ---- canonicalisation of appended rows ---------------------------------------------------------------
-
-
-def _archbench_version() -> str:
-    try:
-        return importlib_metadata.version("archbench")
-    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -201,7 +213,7 @@ def canonicalize(rows: pl.DataFrame | Sequence[Any]) -> pl.DataFrame:
     df = df.with_columns(
         [pl.col(k).fill_null(v) for k, v in fill.items()]
         + [
-            pl.col("archbench_version").fill_null(_archbench_version()),
+            pl.col("archbench_version").fill_null(archbench_version()),
             pl.col("created_at").fill_null(utc_now()),
         ]
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from archbench.search import optuna_strategies, pymoo_strategies, random_search  # noqa: F401  (registration)
-from archbench.search.driver import SearchConfig, SearchOutcome, print_outcome, run_search
+from archbench.search.config import SearchConfig
+from archbench.search.driver import run_search
+from archbench.search.evaluator import TrialEvaluator
 from archbench.search.executor import RayConfig
+from archbench.search.report import SearchOutcome, print_outcome
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
 from archbench.search.trial_evaluators import TRIAL_EVALUATORS
 
@@ -17,6 +20,7 @@ __all__ = [
     "SearchOutcome",
     "Strategy",
     "Suggestion",
+    "TrialEvaluator",
     "print_outcome",
     "run_search",
 ]

@@ -1,13 +1,13 @@
 """Ray as the executor: start or join a cluster, submit one trial per task, collect what finished.
 
 Each trial is one Ray task holding one GPU where the cluster has GPUs (so no two measurements share a
-device) and ``cpus_per_trial`` CPUs otherwise. A task that only trains (its evaluator's ``measure`` is
-false: the middle rungs of a multi-fidelity funnel, or ``evaluator_options.measure=false``) holds
-``train_gpu_fraction`` of a GPU instead, so training may share a GPU when the user says so; a task that
-measures always holds a whole one. Ray retries a task whose worker process or node died
-(``max_retries``); an evaluation that fails by itself returns a failed TrialResult and is never retried.
-The ``inline`` executor runs trials in the driver process, one at a time (for lookup benchmarks and
-debugging).
+device) and ``cpus_per_trial`` CPUs otherwise. A task whose evaluator does not measure (its declared
+``measure`` is false: the middle rungs of a multi-fidelity funnel, ``evaluator_options.measure=false``, the
+sleep and lookup evaluators) holds ``train_gpu_fraction`` of a GPU instead, so training may share a GPU
+when the user says so; a task that measures always holds a whole one. Ray retries a task whose worker
+process or node died (``max_retries``); an evaluation that fails by itself returns a failed TrialResult
+and is never retried. The ``inline`` executor runs trials in the driver process, one at a time (for
+lookup benchmarks and debugging).
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from archbench.errors import ConfigError
+from archbench.search.evaluator import TrialEvaluator
 from archbench.search.strategy import Suggestion
 from archbench.trial import TrialResult
-
-TrialFn = Callable[..., TrialResult]
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def _call(fn: Callable[[], Any]) -> Any:
     return fn()
 
 
-def _run_trial(evaluator: TrialFn, suggestion: Suggestion, study: str) -> TrialResult:
+def _run_trial(evaluator: TrialEvaluator, suggestion: Suggestion, study: str) -> TrialResult:
     return evaluator(suggestion.arch, study=study, trial=suggestion.number)
 
 
@@ -133,9 +132,8 @@ class RayExecutor:
             opts.update(num_cpus=self.config.cpus_per_trial)
         return opts
 
-    def submit(self, evaluator: TrialFn, suggestion: Suggestion, study: str) -> Any:
-        measures = bool(getattr(evaluator, "measure", True))
-        return self._remote.options(**self.options(measures)).remote(evaluator, suggestion, study)
+    def submit(self, evaluator: TrialEvaluator, suggestion: Suggestion, study: str) -> Any:
+        return self._remote.options(**self.options(evaluator.measure)).remote(evaluator, suggestion, study)
 
     def run_once(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on a worker with the resources a trial gets (to read the trials' hardware)."""
@@ -179,7 +177,7 @@ class InlineExecutor:
     def slots(self) -> int:
         return 1
 
-    def submit(self, evaluator: TrialFn, suggestion: Suggestion, study: str) -> int:
+    def submit(self, evaluator: TrialEvaluator, suggestion: Suggestion, study: str) -> int:
         key = self._next
         self._next += 1
         try:

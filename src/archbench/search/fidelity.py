@@ -7,18 +7,20 @@ rung ``r`` is promoted to rung ``r + 1`` (``budget`` x ``rungs[r + 1]``) as soon
 MLSys 2020), so a free worker never waits for a rung to fill -- ranked as in MO-ASHA (Schmucker et al.,
 2021): non-dominated rank first, larger crowding distance within a rank next, then the trial number.
 Before asking the strategy for a new candidate the driver looks for a promotion, highest rung first.
+A single fidelity (``search.fidelity=single``) is the funnel of one rung: nobody is promoted, and every
+candidate is told the moment its row lands, so the search loop has one path.
 
 What the funnel decides (and why):
 
 * Promotion follows ASHA's rule alone: whoever enters a rung's quota goes on and stays promoted, and a
   rung's ranking changes as results land (a new extreme of the front pushes others out), so more than
   1/eta go on: in ``benchmarks/multi_fidelity.py`` (480 s, 0.3.1) 30 of 54 rung-0 trials reached rung 1
-  and 17 of those rung 2. ``search.capped=true`` never lets a rung of ``n`` send on more than
-  ``floor(n / eta)`` (the best waiting trial goes at the next completion that raises the cap). It is not
-  the default because it measured worse: it screened 82 candidates where ASHA screened 54, but sent 8
-  through the top rung, not 17, and a front of 8 top-budget models covers less of the trade-off, so its
-  fronts fell short of single fidelity's in 2 seeds of 3 (``multi_fidelity_cpu_480s_capped.json``;
-  ASHA's rule alone beat single fidelity in 2 of 3).
+  and 17 of those rung 2. Capping a rung at ``floor(n / eta)`` promotions (``search.capped``, removed)
+  measured worse: it screened 82 candidates where ASHA screened 54 but sent 8 through the top rung,
+  not 17, and its fronts fell short of single fidelity's in 2 seeds of 3
+  (``benchmarks/results/multi_fidelity_cpu_480s_capped.json``). So did promoting the best quality within
+  strata of similar cost (``search.promotion=strata``, removed;
+  ``benchmarks/results/multi_fidelity_cpu_strata.json``).
 * Under the default (cosine) schedule a promoted trial is trained again from scratch at the longer
   budget: that schedule spans the whole budget, so continuing a short run is not the same model as a
   long run, and a candidate that reaches rung 2 of ``[1, 3, 9]`` costs 1 + 3 + 9 = 13 base budgets of
@@ -58,18 +60,8 @@ What the funnel decides (and why):
   only, the strategy learnt that small models are best (they learn as fast early, not late) and stopped
   proposing large ones (``benchmarks/multi_fidelity.py``). ``n_trials`` counts candidates. The front and
   hypervolume of the outcome come from the top rung.
-* ``search.calibrate=true`` tells the strategy a stopped candidate's quality on the top rung's scale.
-  Without it, every promoted candidate is told a top-rung loss and every stopped one a short run's, which
-  is worse for any shape (at ``steps=40`` under a 32-step warm-up: 2.7-3.6 against 1.9-2.5 at the top),
-  so whatever the funnel promoted looks better to the strategy than anything it stopped, and the search
-  follows the promotions' bias: in a 420 s study on ``charlm`` 87 of 118 candidates and 25 of 27 top rows
-  were one-layer models (``benchmarks/results/calibrate_pilot_cpu.txt``). Calibrated, each quality
-  objective of a lower rung goes through an affine map fitted by least squares on the trials that
-  finished both that rung and the top (:class:`RungMap`; after :data:`MIN_PAIRS` of them; a slope that is
-  not positive becomes a plain shift), so a stopped candidate is told about what it would have scored at
-  the top. Cost objectives are measured, not trained, and are told as measured. Promotion is unchanged: a
-  positive slope keeps each rung's ranking. The maps at the end of a search are
-  ``SearchOutcome.calibration`` and are printed with the front.
+* ``search.calibrate`` (on by default) tells the strategy a stopped candidate's quality on the top rung's
+  scale, through the maps of :mod:`archbench.search.calibration` (see there why).
 * Resume: leaderboard rows are the truth. A promotion is appended to ``promotions.jsonl`` (fsynced) in
   the study's directory before it is submitted; one without its row when the driver restarts is run again.
 """
@@ -80,7 +72,7 @@ import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,25 +83,26 @@ from archbench.leaderboard.hypervolume import to_minimisation
 from archbench.leaderboard.objectives import Objective
 from archbench.leaderboard.pareto import pareto_ranks
 from archbench.leaderboard.schema import IDENTITY, TIMES, arch_fields
+from archbench.search.calibration import RungMap, fit_rung_map
 
 FIDELITIES = ("single", "halving")
-PROMOTIONS = ("pareto", "strata")  # how a rung's quota is chosen (see top_of_rung)
 SCREENS = ("quick", "full")  # how rung 0 measures (see the module docstring)
 NEVER_TRAINED = ("infeasible",)  # statuses that take no part in a rung's ranking
 
 
 @dataclass(frozen=True)
 class FidelityConfig:
-    """``mode`` single (every trial at ``budget``) or halving (the funnel over ``rungs``, promoting 1/``eta``)."""
+    """``mode`` single (every trial at ``budget``: a funnel of one rung) or halving (the funnel over
+    ``rungs``, promoting 1/``eta``)."""
 
     mode: str = "single"
     rungs: tuple[float, ...] = (1, 3, 9)
     eta: int = 3
-    promotion: str = "pareto"  # pareto | strata (see top_of_rung)
     screen: str = "quick"  # quick: rung 0 measures quickly, the top rung again in full | full: rung 0 in full
-    capped: bool = False  # True: never more than floor(n / eta) of a rung's n go on (False: ASHA's rule alone)
     continuation: bool = False  # True: a promoted trial continues its last rung's state (train.schedule=wsd)
-    calibrate: bool = False  # True: a candidate stopped below the top is told its quality on the top rung's scale
+    # True: a candidate stopped below the top is told its quality on the top rung's scale. None: the default,
+    # on for a new study; a study recorded before it was the default resumes off (see resolved()).
+    calibrate: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in FIDELITIES:
@@ -125,15 +118,11 @@ class FidelityConfig:
         object.__setattr__(self, "rungs", tuple(int(m) if float(m).is_integer() else float(m) for m in rungs))
         if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
             raise ConfigError(f"search.eta={self.eta!r}: must be an integer of at least 2")
-        if self.promotion not in PROMOTIONS:
-            raise ConfigError(f"search.promotion={self.promotion!r}: must be one of {', '.join(PROMOTIONS)}")
         if self.screen not in SCREENS:
             raise ConfigError(f"search.screen={self.screen!r}: must be one of {', '.join(SCREENS)}")
-        if not isinstance(self.capped, bool):
-            raise ConfigError(f"search.capped={self.capped!r}: must be true or false")
         if not isinstance(self.continuation, bool):
             raise ConfigError(f"search.continuation={self.continuation!r}: must be true or false")
-        if not isinstance(self.calibrate, bool):
+        if self.calibrate is not None and not isinstance(self.calibrate, bool):
             raise ConfigError(f"search.calibrate={self.calibrate!r}: must be true or false")
 
     @property
@@ -146,12 +135,25 @@ class FidelityConfig:
         return self.halving and self.screen == "quick"
 
     @property
+    def calibrates(self) -> bool:
+        """Whether stopped candidates are told on the top rung's scale (``calibrate`` None: the default, yes)."""
+        return self.calibrate is not False
+
+    @property
+    def multipliers(self) -> tuple[float, ...]:
+        """Each rung's budget multiplier (one rung for a single fidelity)."""
+        return self.rungs if self.halving else (1,)
+
+    @property
     def top(self) -> int:
         """Index of the last rung (0 for a single fidelity)."""
-        return len(self.rungs) - 1 if self.halving else 0
+        return len(self.multipliers) - 1
 
     def budgets(self, base: str) -> tuple[str, ...]:
-        """Each rung's budget string: ``base`` scaled by its multiplier (``steps=30`` -> 30, 90, 270)."""
+        """Each rung's budget string: ``base`` scaled by its multiplier (``steps=30`` -> 30, 90, 270); a single
+        fidelity's one rung is ``base`` as given (the sleep and lookup evaluators' ``none`` included)."""
+        if not self.halving:
+            return (base,)
         from archbench.evaluators.budget import Budget
 
         b = Budget.parse(base)
@@ -165,17 +167,21 @@ class FidelityConfig:
         if not self.halving:
             return {"mode": "single"}
         out: dict[str, Any] = {"mode": "halving", "rungs": list(self.rungs), "eta": self.eta}
-        if self.promotion != "pareto":  # recorded only when set, so studies from before still resume
-            out["promotion"] = self.promotion
         if self.screen != "full":  # studies from before the quick screen measured fully: they resume as full
             out["screen"] = self.screen
-        if self.capped:  # recorded only when set, so studies from before (ASHA's rule alone) still resume
-            out["capped"] = True
-        if self.continuation:  # likewise (studies from before trained every rung from scratch)
+        if self.continuation:  # recorded only when set, so studies from before (trained from scratch) resume
             out["continuation"] = True
-        if self.calibrate:  # likewise (studies from before told each rung's own values)
+        if self.calibrates:  # likewise (studies from before told each rung's own values: see resolved())
             out["calibrate"] = True
         return out
+
+    def resolved(self, recorded: Mapping[str, Any] | None) -> FidelityConfig:
+        """This fidelity with ``calibrate`` left to its default (None) decided: as the study's ``study.json``
+        recorded it (``recorded``: its ``fidelity``; a funnel recorded without ``calibrate`` ran before it was
+        the default, and resumes uncalibrated), and on for a new study."""
+        if self.calibrate is not None or not recorded or recorded.get("mode") != "halving":
+            return self
+        return replace(self, calibrate=bool(recorded.get("calibrate", False)))
 
 
 @dataclass(frozen=True)
@@ -207,76 +213,10 @@ def rank_order(completions: Sequence[Completion], objectives: Sequence[Objective
     return [good[i].trial for i in order]
 
 
-def top_of_rung(
-    completions: Sequence[Completion], objectives: Sequence[Objective], eta: int, promotion: str = "pareto"
-) -> list[int]:
-    """ASHA's quota: ``floor(n / eta)`` of a rung's ``n`` completions (failed ones count in ``n``).
-
-    ``pareto``: the best by :func:`rank_order` over every objective (MO-ASHA). ``strata``: the promotable
-    completions sorted by the first cost objective (a metric measured before training, e.g. latency_ms,
-    exact at every rung) are cut into ``quota`` contiguous strata of about ``eta`` neighbours, and each
-    stratum sends its best by the quality objectives alone. Short training favours small models (they
-    learn as fast early, not late), so under ``pareto`` large ones are dominated at rung 0 and never go
-    on; ``strata`` compares quality only among candidates of similar cost. Without both a cost and a
-    quality objective it is ``pareto``.
-    """
-    quota = len(completions) // eta
-    ranked = rank_order(completions, objectives)
-    if promotion == "pareto" or quota == 0:
-        return ranked[:quota]
-    from archbench.constraints import PRETRAIN_METRICS
-
-    cost = [i for i, o in enumerate(objectives) if o.name in PRETRAIN_METRICS]
-    quality = [i for i, o in enumerate(objectives) if o.name not in PRETRAIN_METRICS]
-    if not cost or not quality:
-        return ranked[:quota]
-    good = {c.trial: c for c in completions if c.values is not None and c.feasible}
-    sign = -1.0 if objectives[cost[0]].maximise else 1.0
-    by_cost = sorted(good.values(), key=lambda c: (sign * float(c.values[cost[0]]), c.trial))  # type: ignore[index]
-    sub = tuple(objectives[i] for i in quality)
-    chosen = set()
-    for stratum in np.array_split(np.arange(len(by_cost)), min(quota, len(by_cost))):
-        members = [by_cost[i] for i in stratum]
-        picks = rank_order([Completion(c.trial, tuple(c.values[i] for i in quality)) for c in members], sub)  # type: ignore[index]
-        chosen.add(picks[0])
-    return [t for t in ranked if t in chosen]
-
-
-MIN_PAIRS = 5  # trials that finished both rungs before a rung's values are put on the top rung's scale
-
-
-@dataclass(frozen=True)
-class RungMap:
-    """One quality objective's value at the top rung as an affine function of its value at ``rung``, fitted
-    by least squares over the ``n`` trials that finished both (``r2``: the fit's coefficient of
-    determination on them). The slope is positive, so a rung's own ranking is kept."""
-
-    rung: int
-    objective: str
-    n: int
-    slope: float
-    intercept: float
-    r2: float | None
-
-    def __call__(self, value: float) -> float:
-        return self.intercept + self.slope * value
-
-
-def fit_rung_map(rung: int, objective: str, pairs: Sequence[tuple[float, float]]) -> RungMap | None:
-    """``(value at rung, value at the top)`` pairs -> the map, or None below :data:`MIN_PAIRS` pairs.
-
-    Where the least-squares slope is not positive (the rung's values carry no ranking here, or noise
-    reverses it) the map only shifts: slope 1, intercept the mean difference; it never reverses a ranking."""
-    if len(pairs) < MIN_PAIRS:
-        return None
-    x, y = np.array(pairs, dtype=float).T
-    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, 0.0)
-    if not slope > 0:
-        slope, intercept = 1.0, float(np.mean(y - x))
-    resid = y - (intercept + slope * x)
-    spread = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(resid**2)) / spread if spread > 0 else None
-    return RungMap(rung, objective, len(pairs), float(slope), float(intercept), r2)
+def top_of_rung(completions: Sequence[Completion], objectives: Sequence[Objective], eta: int) -> list[int]:
+    """ASHA's quota: the best ``floor(n / eta)`` of a rung's ``n`` completions (failed ones count in ``n``)
+    by :func:`rank_order` over every objective (MO-ASHA)."""
+    return rank_order(completions, objectives)[: len(completions) // eta]
 
 
 class Funnel:
@@ -286,8 +226,7 @@ class Funnel:
         self.fidelity = fidelity
         self.objectives = tuple(objectives)
         self.eta = fidelity.eta
-        self.promotion = fidelity.promotion
-        n = len(fidelity.rungs)
+        n = len(fidelity.multipliers)
         self.done: list[dict[int, Completion]] = [{} for _ in range(n)]
         self.rows: dict[int, dict[str, Any]] = {}  # rung-0 row of each candidate (its arch and measurement)
         self.launched: list[set[int]] = [set() for _ in range(n)]  # rung >= 1: promotions submitted
@@ -302,6 +241,20 @@ class Funnel:
                     self.launched[int(rec["rung"])].add(int(rec["trial"]))
                 except (ValueError, KeyError, IndexError, TypeError):
                     continue  # a line torn by a crash: its promotion is decided again
+
+    @property
+    def top(self) -> int:
+        """Index of the last rung (0 for a single fidelity)."""
+        return len(self.done) - 1
+
+    def rung_of(self, row: Mapping[str, Any]) -> int:
+        """A leaderboard row's rung here: its ``rung`` (null: 0, a row from before the study became a
+        funnel); every row of a single fidelity is rung 0."""
+        return int(row.get("rung") or 0) if self.fidelity.halving else 0
+
+    def rung_column(self, rung: int) -> int | None:
+        """What a row of ``rung`` records as its ``rung``: null at a single fidelity, which has no rungs."""
+        return rung if self.fidelity.halving else None
 
     def record(self, rung: int, trial: int, row: Mapping[str, Any], values: tuple[float, ...] | None) -> None:
         """A finished row of ``rung`` (``values``: its objectives, None when it failed)."""
@@ -320,7 +273,7 @@ class Funnel:
         top rung's scale (cost objectives are measured, not trained: the same at every rung). Empty for the
         top rung, with calibration off, and while fewer than :data:`MIN_PAIRS` trials finished both rungs."""
         top = len(self.done) - 1
-        if not self.fidelity.calibrate or rung >= top:
+        if not self.fidelity.calibrates or rung >= top:
             return {}
         if rung not in self._maps:
             from archbench.constraints import PRETRAIN_METRICS
@@ -353,7 +306,7 @@ class Funnel:
         rank below them have arrived (ranked once per new completion there)."""
         if (rung, ahead) not in self._quotas:
             done = [*self.done[rung].values(), *[Completion(-1, None)] * ahead]  # failed stand-ins: never ranked
-            self._quotas[(rung, ahead)] = top_of_rung(done, self.objectives, self.eta, self.promotion)
+            self._quotas[(rung, ahead)] = top_of_rung(done, self.objectives, self.eta)
         return self._quotas[(rung, ahead)]
 
     def reached(self, trial: int) -> int | None:
@@ -376,11 +329,8 @@ class Funnel:
         return trial in self.launched[r + 1] or trial in self.in_line(r)
 
     def next_promotion(self) -> tuple[int, int] | None:
-        """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies.
-        Capped (``search.capped=true``): a rung of ``n`` completions sends at most ``floor(n / eta)`` on."""
+        """``(trial, rung)`` to run next, looking from the highest rung down; None when nobody qualifies."""
         for r in reversed(range(len(self.done) - 1)):
-            if self.fidelity.capped and len(self.launched[r + 1]) >= len(self.done[r]) // self.eta:
-                continue
             for trial in self.quota(r):
                 if trial not in self.launched[r + 1] and trial in self.rows:
                     return trial, r + 1

@@ -40,6 +40,38 @@ def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Funnel settings archbench no longer has (recorded in study.json as fidelity.<key>), and why they went.
+REMOVED = {
+    "promotion": "search.promotion=strata was removed (it lost to the Pareto ranking in "
+    "benchmarks/results/multi_fidelity_cpu_strata.json)",
+    "capped": "search.capped was removed (it lost to ASHA's rule alone in "
+    "benchmarks/results/multi_fidelity_cpu_480s_capped.json)",
+}
+
+
+def recorded(study_dir: Path, study: str) -> dict[str, Any] | None:
+    """The settings ``study.json`` records (read through :func:`upgrade`), or None for a new study."""
+    path = study_dir / "study.json"
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"study {study}: cannot read {path} ({type(exc).__name__})") from None
+    return upgrade(saved)
+
+
+def refuse_removed(saved: Mapping[str, Any], study: str) -> None:
+    """One line for a study recorded with a funnel setting archbench no longer has (:data:`REMOVED`)."""
+    fidelity = saved.get("fidelity") or {}
+    for key, why in REMOVED.items():
+        if key in fidelity:
+            raise ConfigError(
+                f"study {study!r} was recorded with fidelity.{key}={json.dumps(fidelity[key])}: {why}; "
+                "continue it without that setting with study.allow_changes=true, or start a new study.name=NAME"
+            )
+
+
 def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow_changes: bool = False) -> bool:
     """Write ``study.json`` for a new study, or check it; True when resuming an existing study.
 
@@ -60,6 +92,8 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
     changes = saved.pop("changes", [])
     legacy = saved
     saved = upgrade(saved)
+    if not allow_changes:
+        refuse_removed(saved, study)
     diffs = _diffs(saved, canonical)
     if diffs and not allow_changes:
         raise ConfigError(

@@ -6,27 +6,82 @@
 * ``sleep``: sleeps a fixed time and returns the architecture's parameter count and depth as
   objectives; it exists to measure the driver's own overhead (benchmarks/driver_scaling.py).
 
-``at_budget(budget, measure, validate_quant, screen)`` gives the evaluator for one rung of a multi-fidelity funnel
-(:mod:`archbench.search.fidelity`); an evaluator without it cannot run one.
+Each keeps the contract of :class:`archbench.search.evaluator.TrialEvaluator` (what the loop asks of
+it); ``tests/conformance/test_trial_evaluators.py`` checks every entry of :data:`TRIAL_EVALUATORS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from archbench.constraints import parse_constraints
 from archbench.deploy import Deploy
+from archbench.errors import ConfigError
+from archbench.leaderboard.objectives import Objective
 from archbench.registry import Registry
+from archbench.run_settings import RunSettings
+from archbench.search.evaluator import Probe, TrialEvaluator
 from archbench.search_space.architecture import Architecture
 from archbench.train_config import TrainConfig
 from archbench.trial import METRICS, TrialResult, utc_now
 
-TRIAL_EVALUATORS: Registry = Registry("trial evaluator")
+if TYPE_CHECKING:
+    from archbench.search.config import SearchConfig
+    from archbench.search_space.space import SearchSpace
+
+TRIAL_EVALUATORS: Registry[type[TrialEvaluator]] = Registry("trial evaluator")
+
+
+def make_evaluator(config: SearchConfig) -> TrialEvaluator:
+    """The evaluator ``config.evaluator`` names, built from ``config``."""
+    return TRIAL_EVALUATORS.get(config.evaluator).from_search(config)
+
+
+def _with_options(cls: Any, config: SearchConfig, base: dict[str, Any]) -> Any:
+    """``cls(**base)`` with ``config.evaluator_options`` over it; an option that is not a field is refused."""
+    opts = dict(config.evaluator_options)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(opts) - fields
+    if unknown:
+        raise ConfigError(f"evaluator {config.evaluator}: unknown options {sorted(unknown)}; allowed: {sorted(fields)}")
+    return cls(**{**base, **opts})
+
+
+NOT_ON_CPU = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
+
+
+def check_objectives(objectives: Sequence[Objective], device_kind: str | None, what: str = "objective") -> None:
+    """Objectives (and constraint metrics) must be metrics a trial reports or numeric Architecture fields,
+    and measurable on this device."""
+    numeric_fields = [f for f, v in Architecture().to_dict().items() if isinstance(v, int | float)]
+    known = [*METRICS, *numeric_fields]
+    for o in objectives:
+        if o.name not in known:
+            close = difflib.get_close_matches(o.name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{what} {o.name!r} is not a metric{hint}; known: {', '.join(known)}")
+        if device_kind == "cpu" and o.name in NOT_ON_CPU:
+            raise ConfigError(
+                f"{what} {o.name} cannot be measured on this CPU-only cluster (no NVML energy counter); "
+                "use latency_ms, peak_mem_mb, params, flops or model_bytes, or run on GPUs"
+            )
+
+
+def _check_metrics(config: SearchConfig, device_kind: str | None) -> None:
+    """The study's objectives and constraint metrics, checked by :func:`check_objectives`."""
+    check_objectives(config.objectives, device_kind)
+    check_objectives(tuple(Objective(c.metric) for c in config.constraints), device_kind, what="constraint")
+
+
+def _keeps_no_state(evaluator: Any) -> ConfigError:
+    return ConfigError(f"evaluator {type(evaluator).__name__} cannot run search.continuation=true (it keeps no state)")
 
 
 def failed_result(
@@ -87,7 +142,29 @@ class TrainEvaluator:
     state_dir: str | None = None  # a funnel's continued rungs: where training states are kept
     save_state: bool = False  # write the state where the cool-down begins (a rung below the top)
     resume_budget: str | None = None  # start from the state the rung of this budget wrote
-    cacheable = True
+    cacheable: ClassVar[bool] = True
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        """Objectives and constraints must be metrics it reports, the schedule must fit the budget (and the
+        funnel's continuation), and the deployment must fit every sequence length of the space."""
+        _check_metrics(config, None)
+        config.trial_train_config()
+        lengths = config.space.to_dict()["fields"].get("max_seq_len", Architecture().max_seq_len)
+        for max_seq_len in lengths if isinstance(lengths, list) else [lengths]:
+            config.measured_deploy.check_fits(int(max_seq_len))
+
+    @classmethod
+    def task_of(cls, config: SearchConfig) -> str:
+        return config.task
+
+    @classmethod
+    def from_search(cls, config: SearchConfig) -> TrainEvaluator:
+        return _with_options(cls, config, {
+            "task": config.task, "budget": config.budget, "seed": config.seed, "threads": config.ray.cpus_per_trial,
+            "constraints": tuple(str(c) for c in config.constraints), "deploy": config.measured_deploy,
+            "train": config.trial_train_config(),
+        })  # fmt: skip
 
     def state_path(self, trial: int, budget: str) -> Path | None:
         """Where trial ``trial``'s state after the rung of ``budget`` is kept (None: no state_dir)."""
@@ -124,19 +201,28 @@ class TrainEvaluator:
             validate_quant=self.validate_quant and validate_quant, screen=screen,
         )  # fmt: skip
 
-    def probe_hardware(self) -> dict[str, Any]:
-        """The fingerprint a trial's rows will carry (same device, same thread count)."""
+    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> TrainEvaluator:
+        return dataclasses.replace(self, state_dir=state_dir, save_state=save_state, resume_budget=resume_budget)
+
+    def probe(self) -> Probe:
+        """The fingerprint a trial's rows will carry (same device, same thread count) and the device's quants."""
         import torch
 
         from archbench.latency import hardware_fingerprint
+        from archbench.search_space.quantize import supported_quants
 
         torch.set_num_threads(max(1, self.threads))
-        hardware = dict(hardware_fingerprint(torch.device("cuda" if torch.cuda.is_available() else "cpu")))
-        hardware["train_schedule"] = (self.train or TrainConfig()).label()  # as evaluate() records it
-        if self.measure:  # rows carry the deployment their latency was measured in
-            needed = (c.metric for c in parse_constraints(self.constraints or None))
-            hardware["deploy"] = (self.deploy or Deploy()).for_metrics(needed).label()  # as evaluate() does
-        return hardware
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return Probe(dict(hardware_fingerprint(device)), supported_quants(device))
+
+    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
+        _check_metrics(config, probe.hardware.get("device_kind"))
+        return config.space.for_device(probe.quants or {})
+
+    def run_settings(self) -> RunSettings:
+        """As :func:`~archbench.evaluators.evaluate` records them (it takes them from the same place)."""
+        needed = (c.metric for c in parse_constraints(self.constraints or None))
+        return RunSettings.planned(self.train, self.deploy, needed, self.measure, self.screen)
 
 
 @TRIAL_EVALUATORS.register("lookup")
@@ -151,7 +237,26 @@ class LookupEvaluator:
     seed: int = 0
     hardware: str | None = None  # glob on device_name; None: every device in the table
     rows: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
-    cacheable = False
+    measure: ClassVar[bool] = False  # it answers from measurements taken before
+    cacheable: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        return None  # any metric the table has may be an objective
+
+    @classmethod
+    def task_of(cls, config: SearchConfig) -> str:
+        return config.task
+
+    @classmethod
+    def from_search(cls, config: SearchConfig) -> LookupEvaluator:
+        """The table of ``evaluator_options.table`` (default: the study's own leaderboard)."""
+        opts = dict(config.evaluator_options)
+        unknown = set(opts) - {"table", "hardware"}
+        if unknown:
+            raise ConfigError(f"evaluator lookup: unknown options {sorted(unknown)}; allowed: ['hardware', 'table']")
+        table = opts.get("table", config.leaderboard)
+        return cls.load(table, config.task, config.budget, seed=config.seed, hardware=opts.get("hardware"))
 
     @classmethod
     def load(cls, table: str, task: str, budget: str, seed: int = 0, hardware: str | None = None) -> LookupEvaluator:
@@ -183,8 +288,17 @@ class LookupEvaluator:
         """The table's rows of ``budget`` (every row carries its own measurement)."""
         return LookupEvaluator.load(self.table, self.task, budget, seed=self.seed, hardware=self.hardware)
 
-    def probe_hardware(self) -> dict[str, Any]:
-        return {"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"}
+    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> LookupEvaluator:
+        raise _keeps_no_state(self)
+
+    def probe(self) -> Probe:
+        return Probe({"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"})
+
+    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
+        return config.space
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings()
 
 
 @TRIAL_EVALUATORS.register("sleep")
@@ -199,8 +313,21 @@ class SleepEvaluator:
     seconds: float = 0.5
     seed: int = 0
     rung_budget: str | None = None  # set by at_budget: the rung's budget string
-    task = "sleep"  # not a field: sleep rows must never pass for a real task's
-    cacheable = False
+    task: ClassVar[str] = "sleep"  # not a field: sleep rows must never pass for a real task's
+    measure: ClassVar[bool] = False  # nothing is measured
+    cacheable: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        return None  # its rows carry params, val_loss and latency_ms
+
+    @classmethod
+    def task_of(cls, config: SearchConfig) -> str:
+        return cls.task
+
+    @classmethod
+    def from_search(cls, config: SearchConfig) -> SleepEvaluator:
+        return _with_options(cls, config, {"seed": config.seed})
 
     @property
     def budget(self) -> str:
@@ -225,5 +352,14 @@ class SleepEvaluator:
             metrics=metrics, hardware={"device_name": "sleep", "device_kind": "sleep"}, started_at=started,
         )  # fmt: skip
 
-    def probe_hardware(self) -> dict[str, Any]:
-        return {"device_name": "sleep", "device_kind": "sleep"}
+    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> SleepEvaluator:
+        raise _keeps_no_state(self)
+
+    def probe(self) -> Probe:
+        return Probe({"device_name": "sleep", "device_kind": "sleep"})
+
+    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
+        return config.space
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings()
