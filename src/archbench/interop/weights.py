@@ -96,3 +96,24 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ar
     model = build(w.arch, num_classes=w.num_classes)
     model.load_state_dict(w.tensors, strict=True)
     return w.arch, model.to(device)
+
+
+def save_trained(
+    model: nn.Module,
+    arch: Architecture,
+    where: str | Path,
+    *,
+    task: str,
+    budget: str,
+    seed: int,
+    num_classes: int | None = None,
+) -> Path:
+    """Keep a trial's trained weights: ``where`` is the file (``*.safetensors``) or a directory, in which
+    the file is named after the arch, task, budget and seed (so runs of one arch do not overwrite each
+    other). Returns the absolute path written (what the leaderboard row records)."""
+    where = Path(where)
+    if where.suffix != ".safetensors":
+        run = f"-{task}-{''.join(c for c in budget if c.isalnum())}-seed{seed}"
+        where = where / weights_name(arch, run)
+    meta = {"task": task, "budget": budget, "seed": seed}
+    return save_weights(model, arch, where, num_classes=num_classes, metadata=meta).resolve()

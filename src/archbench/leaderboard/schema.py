@@ -16,7 +16,8 @@ Nullable columns added within version 3, read as null from the parts written bef
 rung of a multi-fidelity funnel; null for a single-fidelity search), ``gpu_other_processes`` (compute
 processes other than the measuring one that NVML saw on its GPU), ``measure_effort`` (``full`` or
 ``screen``: a funnel's quick first look; null: measured before it existed, in full) and, on a funnel's
-top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look).
+top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look),
+and ``weights`` (where the trained float model's safetensors were kept; null: not kept).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ HARDWARE: dict[str, pl.DataType] = {
     "screen_stop_reason": pl.String(),
     "train_schedule": pl.String(),
 }
+# Files a trial left behind: the trained float weights (archbench.interop.weights), as a path.
+ARTIFACTS: dict[str, pl.DataType] = {"weights": pl.String()}
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
 COUNT_METRICS = frozenset(
     {"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples", "train_resumed_steps"}
@@ -89,7 +92,7 @@ def metric_columns() -> dict[str, pl.DataType]:
 
 def base_schema() -> dict[str, pl.DataType]:
     """Every column a row of the current version has, in display order."""
-    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **TIMES}
+    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **ARTIFACTS, **TIMES}
 
 
 def arch_fields() -> tuple[str, ...]:
