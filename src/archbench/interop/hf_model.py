@@ -3,8 +3,8 @@
 The map is per layout: Llama-type models (Llama, Mistral; Starcoder2 differs only in its MLP) split
 archbench's fused ``qkv`` rows into ``q_proj``/``k_proj``/``v_proj`` (``[width | kv | kv]``, heads in the
 same order, RoPE in the same rotate-half form); GPT-2 keeps the fused ``c_attn`` but its ``Conv1D`` stores
-weights transposed. :func:`write_hf_dir` loads the mapped tensors into the transformers model strictly
-(every parameter of the class, no other), so a wrong map fails at export, not at someone's load.
+weights transposed. Mapped tensors are checked against the class's own parameter names and shapes (every
+one, no other), so a wrong map fails at export, not at someone's load.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from archbench.interop.hf import hf_config, hf_target
 from archbench.interop.weights import Weights
 from archbench.search_space.architecture import Architecture
 
+WEIGHTS_NAME = "model.safetensors"
 _LAYER = re.compile(r"^trunk\.blocks\.(\d+)\.(.+)$")
 _LLAMA_LAYER = {
     "attn.qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
@@ -88,8 +89,9 @@ def hf_state_dict(arch: Architecture, tensors: Mapping[str, Tensor]) -> dict[str
     return out
 
 
-def hf_model(weights: Weights) -> Any:
-    """The transformers model of ``weights``' architecture holding its mapped weights (float32, eval)."""
+def _mapped(weights: Weights) -> tuple[Any, dict[str, Tensor]]:
+    """The config of ``weights``' architecture and its tensors under transformers' names, checked against
+    the class (built on the meta device: names and shapes only, no memory)."""
     import torch
 
     from archbench.interop.hf import _transformers
@@ -101,14 +103,26 @@ def hf_model(weights: Weights) -> Any:
             "only a decoder LM's weights map onto a causal LM"
         )
     config = hf_config(arch)
-    with torch.device("meta"):
-        model = _transformers().AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     mapped = hf_state_dict(arch, weights.tensors)
-    result = model.load_state_dict(mapped, strict=False, assign=True)
-    missing = [k for k in result.missing_keys if not (arch.tie_embeddings and k == "lm_head.weight")]
-    if missing or result.unexpected_keys:
-        bad = (missing or result.unexpected_keys)[0]
+    with torch.device("meta"):
+        model = _transformers().AutoModelForCausalLM.from_config(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if arch.tie_embeddings:
+        expected.pop("lm_head.weight", None)
+    got = {k: tuple(v.shape) for k, v in mapped.items()}
+    if got != expected:
+        bad = sorted(set(got.items()) ^ set(expected.items()))[0]
         raise ConfigError(f"weight map of {arch.arch_id} does not fit {type(model).__name__}: {bad} (a bug)")
+    return config, mapped
+
+
+def hf_model(weights: Weights) -> Any:
+    """The transformers model of ``weights``' architecture holding its mapped weights (float32, eval)."""
+    from archbench.interop.hf import _transformers
+
+    config, mapped = _mapped(weights)
+    model = _transformers().AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(mapped, strict=not weights.arch.tie_embeddings)
     model.tie_weights()
     return model.eval()
 
@@ -121,20 +135,21 @@ def write_hf_dir(
     A directory that exists and is not empty is refused unless ``force`` (then replaced whole). The
     directory is written aside and renamed into place: a failed export leaves nothing half-written.
     """
+    from safetensors.torch import save_file
+
     target = Path(directory)
     if weights is not None and weights.arch.arch_id != arch.arch_id:
         raise ConfigError(f"the weights file holds arch {weights.arch.arch_id}, not {arch.arch_id}")
     check_target_dir(target, force)
     config = hf_config(arch)  # refuses an inexpressible arch before anything is written
-    model = hf_model(weights) if weights is not None else None
+    mapped = _mapped(weights)[1] if weights is not None else None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        if model is not None:
-            model.save_pretrained(tmp)
-        else:
-            config.save_pretrained(tmp)
+        config.save_pretrained(tmp)
+        if mapped is not None:  # transformers' own file name and header
+            save_file({k: v.contiguous() for k, v in mapped.items()}, str(tmp / WEIGHTS_NAME), {"format": "pt"})
         replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

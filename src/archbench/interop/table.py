@@ -335,9 +335,13 @@ TARGETS: dict[str, Target] = {**HF_TARGETS, LITGPT.name: LITGPT}
 
 
 def refusal(arch: Architecture, candidates: list[Target], what: str) -> str:
-    """The one line saying which fields and values keep ``arch`` out of every candidate (closest first)."""
-    closest = min(candidates, key=lambda t: len(t.misses(arch)))
-    parts = [f"{n.field}={getattr(arch, n.field)!r} ({closest.label} needs {n.wants})" for n in closest.misses(arch)]
+    """The one line saying which fields and values keep ``arch`` out of the closest candidates (those it
+    misses least: every one of them, so a near miss of two classes names both ways out)."""
+    fewest = min(len(t.misses(arch)) for t in candidates)
+    closest = [t for t in candidates if len(t.misses(arch)) == fewest]
+    parts = [
+        f"{n.field}={getattr(arch, n.field)!r} ({t.label} needs {n.wants})" for t in closest for n in t.misses(arch)
+    ]
     names = ", ".join(t.label for t in candidates)
     return f"no {what} config expresses arch {arch.arch_id} exactly: {'; '.join(parts)} [tried {names}]"
 
