@@ -1,7 +1,7 @@
 """``archbench export ID --to hf|litgpt`` and ``archbench space import-hf``: the ecosystem's formats.
 
     archbench export ARCH_ID --to hf DIR [--force] [--no-weights]   # config.json (+ model.safetensors)
-    archbench export ARCH_ID --to litgpt [DIR | -o FILE]            # model_config.yaml (stdout without)
+    archbench export ARCH_ID --to litgpt [DIR | -o FILE]            # model_config.yaml (+ lit_model.pth in DIR)
     archbench space import-hf config.json [-o arch.yaml] [--strict]
 
 ``--to hydra`` (the default) stays in :mod:`archbench.cli.leaderboard`. ``--to hf`` also writes the row's
@@ -38,18 +38,9 @@ def cmd_export_to(args: argparse.Namespace, lb: Any, filters: dict[str, Any]) ->
 
     row = latest_row(lb.arch_rows(args.arch_id, **filters))
     arch = arch_from_row(row)
-    out = args.dir or args.output
     if args.to == "litgpt":
-        from archbench.interop.litgpt import CONFIG_NAME, dump_litgpt, save_litgpt
-
-        if out is None:
-            sys.stdout.write(dump_litgpt(arch))
-            return 0
-        dest = Path(out) / CONFIG_NAME if Path(out).is_dir() or not Path(out).suffix else Path(out)
-        if dest.exists() and not args.force:
-            raise ConfigError(f"{dest} exists; use --force to replace it")
-        print(f"wrote {save_litgpt(arch, dest)} (arch {arch.arch_id})")
-        return 0
+        return _litgpt(args, arch, row, Path(lb.root))
+    out = args.dir or args.output
     if out is None:
         raise ConfigError("--to hf writes a model directory: give DIR (archbench export ID --to hf DIR)")
     from archbench.interop.hf_model import check_target_dir, write_hf_dir
@@ -60,8 +51,32 @@ def cmd_export_to(args: argparse.Namespace, lb: Any, filters: dict[str, Any]) ->
     weights = load_weights(path) if path is not None else None
     _quiet_transformers()
     files = write_hf_dir(arch, out, weights, force=args.force)
-    what = "with its trained weights" if weights is not None else "config only: the row kept no weights"
+    what = "with its trained weights" if weights is not None else "config only: no weights written"
     print(f"wrote {out}: {', '.join(f.name for f in files)} (arch {arch.arch_id}, {what})")
+    return 0
+
+
+def _litgpt(args: argparse.Namespace, arch: Any, row: dict[str, Any], root: Path) -> int:
+    """``--to litgpt``: model_config.yaml to stdout, a file or DIR; in DIR also lit_model.pth from the row's
+    weights."""
+    from archbench.interop.litgpt import CHECKPOINT_NAME, CONFIG_NAME, dump_litgpt, save_litgpt, save_litgpt_checkpoint
+    from archbench.interop.weights import load_weights
+
+    out = args.dir or args.output
+    if out is None:
+        sys.stdout.write(dump_litgpt(arch))
+        return 0
+    into_dir = Path(out).is_dir() or not Path(out).suffix
+    dest = Path(out) / CONFIG_NAME if into_dir else Path(out)
+    clash = [p for p in (dest, dest.parent / CHECKPOINT_NAME) if p.exists() and (into_dir or p == dest)]
+    if clash and not args.force:
+        raise ConfigError(f"{clash[0]} exists; use --force to replace it")
+    dump_litgpt(arch)  # refuses an inexpressible arch before reading weights
+    path = None if args.no_weights or not into_dir else _weights_path(row, root)
+    written = [save_litgpt(arch, dest)]
+    if path is not None:
+        written.append(save_litgpt_checkpoint(load_weights(path), dest.parent))
+    print(f"wrote {', '.join(map(str, written))} (arch {arch.arch_id})")
     return 0
 
 

@@ -461,9 +461,9 @@ def add_parser(sub: Any) -> None:
         choices=("hydra", "hf", "litgpt"),
         default="hydra",
         help="hydra: archbench's YAML (default); hf: a transformers model directory (config.json, and "
-        "model.safetensors when the row kept weights); litgpt: model_config.yaml",
+        "model.safetensors when the row kept weights); litgpt: model_config.yaml (+ lit_model.pth in a DIR)",
     )
     export.add_argument("--force", action="store_true", help="replace an existing non-empty DIR (hf) or file")
-    export.add_argument("--no-weights", action="store_true", help="--to hf: write config.json only")
+    export.add_argument("--no-weights", action="store_true", help="--to hf / litgpt: write the config only")
     _query_args(export, fmt=False, steer=False)
     export.set_defaults(func=cmd_export)
