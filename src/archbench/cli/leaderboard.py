@@ -375,6 +375,22 @@ def _objectives(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _ExportTo(argparse.Action):
+    """``--to FORMAT [DIR]``: argparse takes no positional after an option, so DIR may come with it."""
+
+    formats = ("hydra", "hf", "litgpt")
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, _opt: Any = None) -> None:
+        fmt, *rest = values
+        if fmt not in self.formats:
+            parser.error(f"argument --to: invalid choice: {fmt!r} (choose from {', '.join(self.formats)})")
+        if len(rest) > 1 or (rest and ns.dir):
+            parser.error("argument --to: FORMAT [DIR] takes one directory")
+        ns.to = fmt
+        if rest:
+            ns.dir = rest[0]
+
+
 def add_parser(sub: Any) -> None:
     """Register ``leaderboard`` (with its verbs) and ``export`` on the top-level subparsers."""
     lb = sub.add_parser("leaderboard", help="query, plot and maintain the results leaderboard")
@@ -458,10 +474,12 @@ def add_parser(sub: Any) -> None:
     export.add_argument("-o", "--output", metavar="FILE.yaml", help="write here (default: stdout)")
     export.add_argument(
         "--to",
-        choices=("hydra", "hf", "litgpt"),
+        nargs="+",
+        action=_ExportTo,
         default="hydra",
-        help="hydra: archbench's YAML (default); hf: a transformers model directory (config.json, and "
-        "model.safetensors when the row kept weights); litgpt: model_config.yaml (+ lit_model.pth in a DIR)",
+        metavar="FORMAT",
+        help="hydra: archbench's YAML (default); hf DIR: a transformers model directory (config.json, and "
+        "model.safetensors when the row kept weights); litgpt [DIR]: model_config.yaml (+ lit_model.pth in DIR)",
     )
     export.add_argument("--force", action="store_true", help="replace an existing non-empty DIR (hf) or file")
     export.add_argument("--no-weights", action="store_true", help="--to hf / litgpt: write the config only")
