@@ -240,7 +240,7 @@ GPT2 = Target(
         field("vocab_size", "vocab_size"),
         field("n_positions", "max_seq_len"),
         field("tie_word_embeddings", "tie_embeddings"),
-        fixed("activation_function", "gelu_new", "gelu_pytorch_tanh"),
+        fixed("activation_function", "gelu_pytorch_tanh", "gelu_new"),  # the first: the kernel archbench runs
         fixed("scale_attn_weights", True),
         fixed("scale_attn_by_inverse_layer_idx", False),
         fixed("add_cross_attention", False),
