@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from archbench.interop.weights import Weights, load_weights, save_weights
 from archbench.search_space import Architecture, build
 
 TINY = {"depth": 2, "width": 64, "heads": 4, "ffn_ratio": 2.75, "vocab_size": 256, "max_seq_len": 128}
@@ -44,6 +45,12 @@ def trained_like(arch: Architecture, seed: int = 0) -> torch.nn.Module:
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return model
+
+
+def saved(arch: Architecture, where, seed: int = 0) -> tuple[torch.nn.Module, Weights]:
+    """A perturbed model of ``arch`` and its weights as read back from a file written in ``where``."""
+    model = trained_like(arch, seed)
+    return model, load_weights(save_weights(model, arch, where / "w.safetensors"))
 
 
 def tokens(arch: Architecture, seed: int = 1, length: int = SEQ) -> torch.Tensor:

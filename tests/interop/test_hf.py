@@ -12,10 +12,9 @@ from transformers import AutoModelForCausalLM
 from archbench.interop.hf import from_hf, hf_config, hf_target
 from archbench.interop.hf_model import hf_model, hf_state_dict, write_hf_dir
 from archbench.interop.table import HF_TARGETS, TARGETS, NotExpressible
-from archbench.interop.weights import load_weights, save_weights
 from archbench.search_space import Architecture
 from archbench.search_space.model import count_params
-from tests.interop.conftest import EXACT, MORE_EXACT, VARIANTS, tokens, trained_like
+from tests.interop.conftest import EXACT, MORE_EXACT, VARIANTS, saved, tokens, trained_like
 
 EXPORTING = [name for name, t in HF_TARGETS.items() if t.exports]
 
@@ -41,9 +40,8 @@ def test_exported_config_builds_the_same_parameter_count(name: str) -> None:
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_mapped_weights_give_archbench_logits(name: str, tmp_path) -> None:
     arch = VARIANTS[name]
-    model = trained_like(arch)
-    save_weights(model, arch, tmp_path / "w.safetensors")
-    hf = hf_model(load_weights(tmp_path / "w.safetensors"))
+    model, weights = saved(arch, tmp_path)
+    hf = hf_model(weights)
     assert type(hf).__name__.lower().startswith(hf_target(arch).name)
     idx = tokens(arch)
     with torch.no_grad():
@@ -54,9 +52,8 @@ def test_mapped_weights_give_archbench_logits(name: str, tmp_path) -> None:
 @pytest.mark.parametrize("name", ["llama-gqa", "mistral-window", "gpt2", "starcoder2-window"])
 def test_from_pretrained_on_an_exported_dir_gives_archbench_logits(name: str, tmp_path) -> None:
     arch = VARIANTS[name]
-    model = trained_like(arch, seed=3)
-    save_weights(model, arch, tmp_path / "w.safetensors")
-    files = write_hf_dir(arch, tmp_path / "hf", load_weights(tmp_path / "w.safetensors"))
+    model, weights = saved(arch, tmp_path, seed=3)
+    files = write_hf_dir(arch, tmp_path / "hf", weights)
     assert {"config.json", "model.safetensors"} <= {f.name for f in files}
     loaded, info = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
     assert not any(info.values()), info  # no missing, unexpected or mismatched weights

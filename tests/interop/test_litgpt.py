@@ -17,10 +17,9 @@ from archbench.interop.litgpt import (  # noqa: E402
     save_litgpt_checkpoint,
 )
 from archbench.interop.table import NotExpressible  # noqa: E402
-from archbench.interop.weights import load_weights, save_weights  # noqa: E402
 from archbench.search_space import Architecture  # noqa: E402
 from archbench.search_space.model import count_params  # noqa: E402
-from tests.interop.conftest import EXACT, TINY, tokens, trained_like  # noqa: E402
+from tests.interop.conftest import EXACT, TINY, saved, tokens, trained_like  # noqa: E402
 
 SHAPES = {
     "llama-gqa": EXACT["litgpt"],
@@ -47,10 +46,9 @@ def test_litgpt_config_loads_with_the_same_parameter_count(name: str, tmp_path) 
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_litgpt_with_mapped_weights_gives_archbench_logits(name: str, tmp_path) -> None:
     arch = SHAPES[name]
-    model = trained_like(arch)
-    save_weights(model, arch, tmp_path / "w.safetensors")
+    model, weights = saved(arch, tmp_path)
     save_litgpt(arch, tmp_path)
-    ckpt = save_litgpt_checkpoint(load_weights(tmp_path / "w.safetensors"), tmp_path)
+    ckpt = save_litgpt_checkpoint(weights, tmp_path)
     lit = GPT(litgpt.Config.from_file(tmp_path / CONFIG_NAME))
     lit.load_state_dict(torch.load(ckpt, weights_only=True), strict=True)
     idx = tokens(arch)
