@@ -61,14 +61,14 @@ def flag(field: str, value: bool, why: str = "") -> Need:
     return Need(field, lambda a: getattr(a, field) is value, f"{field}={str(value).lower()}{why}", value)
 
 
-PRE_LN = Need("residual", lambda a: a.residual == "pre_ln", "residual=pre_ln (the class is pre-LN only)", "pre_ln")
+PRE_LN = Need("residual", lambda a: a.residual == "pre_ln", "residual=pre_ln: the class is pre-LN only", "pre_ln")
 UNSHARED = Need(
-    "unique_layers", lambda a: a.unique_layers == a.depth, "unique_layers=depth (the class shares no layers)"
+    "unique_layers", lambda a: a.unique_layers == a.depth, "unique_layers=depth: the class shares no layers"
 )
 FLOAT = Need(
-    "quant", lambda a: a.quant in DTYPES, "quant=fp32|bf16|fp16 (archbench's int8/fp8 recipes have no counterpart)"
+    "quant", lambda a: a.quant in DTYPES, "quant=fp32|bf16|fp16: archbench's int8/fp8 recipes have no counterpart"
 )
-MULTI_HEAD = Need("kv_heads", lambda a: a.kv_heads == a.heads, "kv_heads=heads (the class is multi-head only)")
+MULTI_HEAD = Need("kv_heads", lambda a: a.kv_heads == a.heads, "kv_heads=heads: the class is multi-head only")
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ STARCODER2 = Target(
         one_of("ffn_act", "gelu"),
         one_of("pos_encoding", "rope"),
         one_of("attention", "dense", "sliding_window"),
-        flag("bias", True, " (its LayerNorms always have a bias)"),
+        flag("bias", True, ": its LayerNorms always have a bias"),
     ),
     (
         field("num_hidden_layers", "depth"),
@@ -300,11 +300,11 @@ LITGPT = Target(
     (
         PRE_LN,
         UNSHARED,
-        Need("quant", lambda a: a.quant == "fp32", "quant=fp32 (a LitGPT config carries no dtype)"),
+        Need("quant", lambda a: a.quant == "fp32", "quant=fp32: a LitGPT config carries no dtype"),
         one_of("pos_encoding", "rope"),
         one_of("attention", "dense", "sliding_window"),
-        flag("tie_embeddings", False, " (LitGPT's head is never tied)"),
-        Need("bias", lambda a: a.bias or a.norm == "rmsnorm", "bias=true with layernorm (its LayerNorm has a bias)"),
+        flag("tie_embeddings", False, ": LitGPT's head is never tied"),
+        Need("bias", lambda a: a.bias or a.norm == "rmsnorm", "bias=true with layernorm: its LayerNorm has a bias"),
     ),
     (
         Key("name", lambda a: f"archbench-{a.arch_id}"),
