@@ -86,6 +86,7 @@ class TrialResult:
     feasible: bool | None = None  # judged against the study's constraints (None: none given)
     violation: float | None = None  # total constraint violation (0 when feasible)
     cached: bool = False  # row reused from an earlier identical measurement
+    weights: str | None = None  # path of the trained float model's safetensors, when they were kept
     started_at: str = field(default_factory=utc_now)
     finished_at: str = field(default_factory=utc_now)
 
@@ -129,6 +130,7 @@ class TrialResult:
         row["null_reasons"] = json.dumps(dict(self.null_reasons), sort_keys=True)
         row.update(self.hardware)
         row.update(self.settings.columns())
+        row["weights"] = self.weights
         row["started_at"] = self.started_at
         row["created_at"] = self.finished_at
         return row

@@ -2,13 +2,16 @@
 
     archbench evaluate my_arch.yaml [--task charlm] [--budget steps=400] [--seed 0] [--lr 3e-3]
                                     [--schedule cosine|wsd] [--warmup-steps N]
-                                    [--device cpu|cuda] [--no-measure] [--format table|json]
+                                    [--device cpu|cuda] [--no-measure] [--format table|json] [--save DIR]
 
 ``--schedule wsd --warmup-steps N`` trains as a funnel with ``search.continuation=true`` did (its rows'
 ``train_schedule`` says which warm-up), so a picked row's model can be trained again the same way.
 
 Exit status 0 when the trial's status is ok, 1 for any other recorded status (diverged, oom, failed,
 unsupported; the result is still printed), 2 for a user error (bad file, budget or task name).
+
+``--save DIR`` keeps the trained float model's weights as safetensors in DIR (the architecture in the file's
+metadata; ``archbench export --to hf`` maps them for transformers). ``FILE`` may be ``preset:NAME``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def add_parser(sub: Any) -> None:
     from archbench.evaluators.budget import DEFAULT_BUDGET
 
     p = sub.add_parser("evaluate", help="train an architecture on a task for a short budget, score and measure it")
-    p.add_argument("file", help="architecture YAML (as written by `archbench export`)")
+    p.add_argument("file", help="architecture YAML (as written by `archbench export`) or preset:NAME")
     p.add_argument("--task", default="charlm", help="task name: charlm (default), recall, digits, or a registered one")
     p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"steps=N, tokens=N or seconds=X ({DEFAULT_BUDGET})")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -34,6 +37,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
     p.add_argument("--no-measure", action="store_true", help="skip latency/energy/memory measurement")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    p.add_argument("--save", metavar="DIR", help="keep the trained float weights as safetensors in DIR")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -47,7 +51,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     schedule = {"schedule": args.schedule, "warmup_steps": args.warmup_steps}
     config = TrainConfig(**schedule) if args.lr is None else TrainConfig(lr=args.lr, **schedule)
-    result = evaluate(arch, task, budget, seed=args.seed, device=device, measure=not args.no_measure, config=config)
+    result = evaluate(
+        arch, task, budget, seed=args.seed, device=device, measure=not args.no_measure, config=config,
+        save_weights=args.save,
+    )  # fmt: skip
     if args.format == "json":
         row = result.to_row()
         row["null_reasons"] = dict(result.null_reasons)
@@ -74,3 +81,5 @@ def _print_table(result: Any) -> None:
     status = result.status if not result.reason else f"{result.status}: {result.reason}"
     device = result.hardware.get("device_name") or result.hardware.get("device_kind", "")
     console.print(f"status {status}   device {device}")
+    if result.weights:
+        console.print(f"weights {result.weights}")

@@ -3,7 +3,9 @@ library below sees typed objects (SearchSpace, Architecture), never a DictConfig
 
     archbench space show   [space=NAME | space=FILE.yaml] [hydra overrides...]
     archbench space sample [space=NAME] [--n N] [--seed S] [--any-device] [-o FILE]
+    archbench space import-hf config.json [-o FILE]   # a transformers config as an architecture file
     archbench build FILE.yaml           # build an exported config, print its parameter count
+    archbench build preset:gpt2         # a published shape (preset:NAME works wherever FILE.yaml does)
 
 Errors a user can cause end in one line on stderr and exit status 2.
 """
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 
 from archbench.cli.argtypes import integer, positive_int
+from archbench.cli.interop import add_import_parser
 from archbench.errors import ArchbenchError, ConfigError
 
 SUBCOMMAND_MODULES = (
@@ -174,9 +177,10 @@ def make_parser() -> argparse.ArgumentParser:
     sample.add_argument("--any-device", action="store_true", help="keep quant modes this device cannot run")
     sample.add_argument("-o", "--output", help="write to this file instead of stdout")
     sample.set_defaults(func=cmd_space_sample)
+    add_import_parser(space_sub)
 
     build = sub.add_parser("build", help="build an exported architecture config and print its size")
-    build.add_argument("file", help="YAML written by `archbench export` (or a mapping of fields)")
+    build.add_argument("file", help="YAML written by `archbench export` (or a mapping of fields), or preset:NAME")
     build.set_defaults(func=cmd_build)
 
     # Further verbs live in their own modules, each with add_parser(subparsers).

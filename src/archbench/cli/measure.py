@@ -40,7 +40,7 @@ UNITS = {
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("measure", help="measure latency, energy, memory, FLOPs and size of one architecture")
-    p.add_argument("file", help="architecture YAML (as written by `archbench export`)")
+    p.add_argument("file", help="architecture YAML (as written by `archbench export`) or preset:NAME")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
     p.add_argument(
         "--mode", choices=("prefill", "decode", "generate"), default="prefill",

@@ -29,6 +29,10 @@ continue (:func:`~archbench.evaluators.trainer.can_resume`), else from scratch, 
 (:class:`~archbench.run_settings.RunSettings`: the whole training recipe, the deployment measured and the
 measurement's effort), apart from the hardware fingerprint.
 
+``save_weights`` (a directory or a ``.safetensors`` file): the trained float model's weights are kept
+there (:func:`archbench.interop.weights.save_trained`), after its validation and before quantization, and
+the row records the path (``weights``).
+
 A metric that could not be obtained is None with its reason in ``null_reasons``.
 """
 
@@ -78,6 +82,7 @@ class _Outcome:
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     null_reasons: dict[str, str] = field(default_factory=dict)
     deployed: nn.Module | None = None
+    weights: str | None = None  # where the trained float weights were kept
 
     def null(self, names: tuple[str, ...] | list[str], reason: str) -> None:
         """Each of ``names`` not obtained is None with ``reason`` (unless it already has a reason)."""
@@ -120,6 +125,7 @@ def _run(
     validate_quant: bool = True,
     save_state: Path | None = None,
     resume_from: Path | None = None,
+    save_weights: Path | None = None,
 ) -> _Outcome:
     """Train, validate, quantize and validate again (unless ``validate_quant`` is False: the quantized
     model is still built, for measurement, but not scored); exceptions propagate to :func:`evaluate`."""
@@ -153,6 +159,13 @@ def _run(
         out.null(quality_names, f"diverged: {out.reason}")
         return out
     out.metrics.update(float_metrics)
+    if save_weights is not None:  # the trained float model, before any quantization
+        from archbench.interop.weights import save_trained
+
+        kept = save_trained(
+            model, arch, save_weights, task=task.name, budget=str(budget), seed=seed, num_classes=task.num_classes
+        )
+        out.weights = str(kept)
     if arch.quant == "fp32":  # the deployed model is the float model: same numbers, not recomputed
         out.metrics.update({f"{k}_quant": v for k, v in float_metrics.items()})
         out.deployed = model
@@ -227,6 +240,7 @@ def evaluate(
     screen: bool = False,
     save_state: str | Path | None = None,
     resume_from: str | Path | None = None,
+    save_weights: str | Path | None = None,
 ) -> TrialResult:
     """Train ``arch`` on ``task`` for ``budget``, then score and measure it; see the module docstring.
 
@@ -236,7 +250,8 @@ def evaluate(
     ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
     prefill, plus the modes the constraints need. ``validate_quant=False`` leaves the quantized model's
     quality (``*_quant``) null with the reason (a funnel's screening rungs, which rank on other metrics).
-    ``screen=True`` measures quickly; ``save_state`` / ``resume_from``: see the module docstring.
+    ``screen=True`` measures quickly; ``save_state`` / ``resume_from`` / ``save_weights``: see the module
+    docstring.
     """
     started = utc_now()
     if not isinstance(arch, Architecture):
@@ -277,7 +292,8 @@ def evaluate(
             )
 
     try:
-        out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant, save_path, resume_path)
+        weights_to = Path(save_weights) if save_weights is not None else None
+        out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant, save_path, resume_path, weights_to)
     except torch.OutOfMemoryError as exc:
         out = _Outcome("oom", f"CUDA out of memory: {one_line(exc)}")
     except MemoryError as exc:
@@ -358,4 +374,5 @@ def _result(
         started_at=started,
         feasible=feasible,
         violation=violation,
+        weights=out.weights,
     )

@@ -298,7 +298,15 @@ class Leaderboard:
         ``filters`` (default: status ok) is used, or ``row`` when given (a row from :meth:`pick` or
         :meth:`knee`: ``lb.export(r["arch_id"], "best.yaml", row=r)``).
         """
-        from archbench.leaderboard.export import export_config, resolve_arch_id
+        from archbench.leaderboard.export import export_config
+
+        rows = self.arch_rows(arch_id, **filters)
+        text, _ = export_config(rows, str(self.root), Path(path) if path is not None else None, row=row)
+        return text
+
+    def arch_rows(self, arch_id: str, **filters: Any) -> pl.DataFrame:
+        """The rows of ``arch_id`` (a unique prefix will do) passing ``filters``; one line when there are none."""
+        from archbench.leaderboard.export import resolve_arch_id
 
         full = self._robust(lambda: resolve_arch_id(self.scan(), arch_id))
         rows = self.query(**filters).filter(pl.col("arch_id") == full).collect()
@@ -308,8 +316,7 @@ class Leaderboard:
             raise ConfigError(
                 f"architecture {full} has no rows passing the filters (its statuses: {have}); try --status all"
             )
-        text, _ = export_config(rows, str(self.root), Path(path) if path is not None else None, row=row)
-        return text
+        return rows
 
     def check_filters(self, **filters: Any) -> Filters:
         """Parse ``filters`` and refuse a task, study, budget or hardware glob that matches no row at all."""

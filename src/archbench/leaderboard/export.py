@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from archbench.errors import ConfigError
-from archbench.leaderboard.schema import HARDWARE, IDENTITY, TIMES, arch_fields
+from archbench.leaderboard.schema import ARTIFACTS, HARDWARE, IDENTITY, TIMES, arch_fields
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.export import dump_config, save_config
 from archbench.trial import METRICS
@@ -64,7 +64,7 @@ def _plain(value: Any) -> Any:
 def provenance(row: Mapping[str, Any], measurements: int, leaderboard: str) -> dict[str, Any]:
     """The provenance block: identity, non-null metrics, why others are null, hardware and versions."""
     fields = set(arch_fields())
-    known = set(IDENTITY) | fields | set(TIMES) | {"null_reasons", "cached"}
+    known = set(IDENTITY) | fields | set(TIMES) | set(ARTIFACTS) | {"null_reasons", "cached"}
     metrics = {k: _plain(row[k]) for k in METRICS if row.get(k) is not None}
     hardware = {k: row[k] for k in HARDWARE if row.get(k) is not None}
     for k, v in row.items():
@@ -83,6 +83,7 @@ def provenance(row: Mapping[str, Any], measurements: int, leaderboard: str) -> d
     if reasons:
         out["null_reasons"] = reasons
     out["hardware"] = hardware
+    out.update({k: row[k] for k in ARTIFACTS if row.get(k)})
     out["created_at"] = row.get("created_at")
     out["measurements_of_this_arch"] = measurements
     out["leaderboard"] = leaderboard
@@ -97,6 +98,11 @@ def arch_from_row(row: Mapping[str, Any]) -> Architecture:
         raise ConfigError(f"row of arch {row.get('arch_id')} does not rebuild an architecture: {exc}") from None
 
 
+def latest_row(rows: pl.DataFrame) -> dict[str, Any]:
+    """The most recently created of ``rows``."""
+    return rows.sort("created_at", descending=True, nulls_last=True).row(0, named=True)
+
+
 def export_config(
     rows: pl.DataFrame, leaderboard: str, path: str | Path | None = None, row: Mapping[str, Any] | None = None
 ) -> tuple[str, Path | None]:
@@ -105,10 +111,7 @@ def export_config(
     ``row`` (one of the arch's rows, e.g. the one ``pick`` chose) is described instead of the latest;
     keys that are not leaderboard columns (``knee_distance``) are left out.
     """
-    if row is not None:
-        latest = {k: row.get(k) for k in rows.columns}
-    else:
-        latest = rows.sort("created_at", descending=True, nulls_last=True).row(0, named=True)
+    latest = {k: row.get(k) for k in rows.columns} if row is not None else latest_row(rows)
     arch = arch_from_row(latest)
     note = ""
     if arch.arch_id != latest["arch_id"]:

@@ -18,6 +18,7 @@ rung of a multi-fidelity funnel; null for a single-fidelity search), ``gpu_other
 processes other than the measuring one that NVML saw on its GPU), ``measure_effort`` (``full`` or
 ``screen``: a funnel's quick first look; null: measured before it existed, in full) and, on a funnel's
 top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look),
+``weights`` (where the trained float model's safetensors were kept; null: not kept),
 ``train_schedule`` and ``train_recipe`` (the whole training recipe; null: a row from before it was recorded,
 whose recipe is unknown, so the search's cache never reuses it). Read rule for the older rows
 (:func:`migrate` applies it to parts of every version): a trained row without ``train_schedule`` is
@@ -65,6 +66,8 @@ HARDWARE: dict[str, pl.DataType] = {
     "screen_latency_ms": pl.Float64(),
     "screen_stop_reason": pl.String(),
 }
+# Files a trial left behind: the trained float weights (archbench.interop.weights), as a path.
+ARTIFACTS: dict[str, pl.DataType] = {"weights": pl.String()}
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
 COUNT_METRICS = frozenset(
     {"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples", "train_resumed_steps"}
@@ -94,7 +97,7 @@ def metric_columns() -> dict[str, pl.DataType]:
 
 def base_schema() -> dict[str, pl.DataType]:
     """Every column a row of the current version has, in display order."""
-    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **RUN_SETTINGS, **TIMES}
+    return {**IDENTITY, **arch_columns(), **metric_columns(), **HARDWARE, **RUN_SETTINGS, **ARTIFACTS, **TIMES}
 
 
 def arch_fields() -> tuple[str, ...]:

@@ -195,6 +195,24 @@ class Architecture:
                 raise ArchitectureError(str(key), data[key], f"unknown field; {hint}fields: {', '.join(names)}")
         return cls(**{str(k): v for k, v in data.items()})
 
+    @classmethod
+    def from_hf(cls, config: Any, strict: bool = False) -> Architecture:
+        """The architecture of a Hugging Face transformers config (object, config.json mapping or path).
+
+        Llama, Mistral, Qwen2, GPT-2 and Starcoder2 configs import; what archbench cannot express is one line
+        (``ConfigError``). Numbers archbench keeps fixed (RoPE base and scaling, norm eps, dropout) are left
+        out with a warning naming them, or refused with ``strict=True``. Needs ``transformers``
+        (see :func:`archbench.interop.hf.from_hf`).
+        """
+        import warnings
+
+        from archbench.interop.hf import from_hf
+
+        imported = from_hf(config, strict=strict)
+        if imported.left_out:
+            warnings.warn(imported.note(), stacklevel=2)
+        return imported.arch
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
