@@ -21,14 +21,17 @@ from archbench.errors import ConfigError
 
 def _weights_path(row: dict[str, Any], root: Path) -> Path | None:
     """The row's weights file: an absolute path, or one relative to the leaderboard (else to here)."""
+    from archbench.interop.kept import locate
+
     kept = row.get("weights")
     if not kept:
         return None
-    path = Path(kept)
-    if not path.is_absolute() and (root / path).exists():
-        path = root / path
+    path = locate(kept, root)
     if not path.is_file():
-        raise ConfigError(f"arch {row['arch_id']}: its weights file {kept} is gone; --no-weights exports the config")
+        raise ConfigError(
+            f"arch {row['arch_id']}: its weights file {kept} is gone; --no-weights exports the config (a search "
+            "with search.keep_weights=front deletes the weights of rows not on its final front)"
+        )
     return path
 
 

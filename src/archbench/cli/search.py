@@ -103,6 +103,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         plot=bool(cfg["plot"]),
         deploy=Deploy.from_dict(cfg.get("deploy")),
         train=train,
+        keep_weights=search.get("keep_weights", "none"),
     )
 
 

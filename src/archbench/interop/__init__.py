@@ -2,10 +2,10 @@
 safetensors weights and presets of published shapes.
 
 ``table`` holds the one mapping table; ``hf`` and ``litgpt`` write and read configs from it, ``hf_model``
-maps weights into a transformers model directory, ``weights`` stores archbench's own weights and
-``presets`` the published shapes. transformers and litgpt are optional at run time: only the modules that
-need them import them, on first use, and a missing one is one line (:func:`require`). Importing this
-package imports neither (nor torch).
+maps weights into a transformers model directory, ``weights`` stores archbench's own weights, ``kept``
+resolves the leaderboard's paths to them and ``presets`` holds the published shapes. transformers and
+litgpt are optional at run time: only the modules that need them import them, on first use, and a missing
+one is one line (:func:`require`). Importing this package imports neither (nor torch).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from archbench.search.fidelity import FidelityConfig
 from archbench.search.strategy import STRATEGIES
 from archbench.search.study import space_hash
 from archbench.search.trial_evaluators import TRIAL_EVALUATORS
+from archbench.search.weights import check_keep_weights, weights_dir
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
 from archbench.train_config import TrainConfig
@@ -54,6 +55,7 @@ class SearchConfig:
     timeout_s: float | None = None  # start nothing new after this long (running trials finish); None: no limit
     deploy: Deploy = field(default_factory=Deploy)  # how candidates are measured (modes, shape, eager/compile)
     train: TrainConfig = field(default_factory=TrainConfig)  # the optimiser and schedule of every trial
+    keep_weights: str = "none"  # none | front | all: trained weights kept (search.weights); not the study's identity
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -68,6 +70,7 @@ class SearchConfig:
             isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float) or self.timeout_s <= 0
         ):
             raise ConfigError(f"timeout={self.timeout_s!r}: must be a positive number of seconds (or null)")
+        check_keep_weights(self.keep_weights)
         self.fidelity.budgets(self.budget)  # a budget the rungs can scale, and rungs that stay distinct
         TRIAL_EVALUATORS.get(self.evaluator).check(self)  # what this evaluator cannot run (e.g. a schedule)
         for arch in self.seed_archs:
@@ -124,6 +127,11 @@ class SearchConfig:
     def study_dir(self) -> Path:
         root = Path(self.studies_root) if self.studies_root else Path(self.leaderboard).parent / "studies"
         return root / self.study_name
+
+    @property
+    def weights_dir(self) -> Path:
+        """Where ``keep_weights`` puts the study's trained weights (:mod:`archbench.search.weights`)."""
+        return weights_dir(self.leaderboard, self.study_name)
 
     def resolved(self, recorded: Mapping[str, Any] | None) -> SearchConfig:
         """The settings left to their defaults decided for the study whose ``study.json`` holds ``recorded``

@@ -44,7 +44,8 @@ class TrialEvaluator(Protocol):
 
     @classmethod
     def check(cls, config: SearchConfig) -> None:
-        """Refuse, in one line (:class:`~archbench.errors.ConfigError`), search settings it cannot run;
+        """Refuse, in one line (:class:`~archbench.errors.ConfigError`), search settings it cannot run (an
+        evaluator that trains no model refuses ``search.keep_weights`` other than none);
         called as the :class:`~archbench.search.config.SearchConfig` is built, before anything runs."""
         ...
 
@@ -71,6 +72,11 @@ class TrialEvaluator(Protocol):
     def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> Self:
         """This rung's evaluator keeping and continuing training states in ``state_dir``
         (``search.continuation``); a ConfigError when it keeps no state."""
+        ...
+
+    def keeping_weights(self, weights_dir: str) -> Self:
+        """This rung's evaluator writing each trial's trained float weights into ``weights_dir`` (the row
+        records the file: ``search.keep_weights``); a ConfigError when it trains no model."""
         ...
 
     def probe(self) -> Probe:

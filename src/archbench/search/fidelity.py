@@ -82,7 +82,7 @@ from archbench.errors import ConfigError
 from archbench.leaderboard.hypervolume import to_minimisation
 from archbench.leaderboard.objectives import Objective
 from archbench.leaderboard.pareto import pareto_ranks
-from archbench.leaderboard.schema import IDENTITY, TIMES, arch_fields
+from archbench.leaderboard.schema import ARTIFACTS, IDENTITY, TIMES, arch_fields
 from archbench.search.calibration import RungMap, fit_rung_map
 
 FIDELITIES = ("single", "halving")
@@ -366,7 +366,7 @@ def promoted_row(trained: Mapping[str, Any], base: Mapping[str, Any], measured: 
             "screen_latency_ms": base.get("latency_ms"),
             "screen_stop_reason": base.get("latency_stop_reason"),
         }
-    own = {*IDENTITY, *arch_fields(), *TIMES, "rung"}
+    own = {*IDENTITY, *arch_fields(), *TIMES, *ARTIFACTS, "rung"}  # ARTIFACTS: the weights this rung trained
 
     def from_training(key: str) -> bool:
         return key in own or key.startswith(("val_", "train_"))

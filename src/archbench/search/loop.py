@@ -15,6 +15,7 @@ The loop knows its evaluator only through :class:`~archbench.search.evaluator.Tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -36,6 +37,7 @@ from archbench.search.progress import SearchProgress, front_hypervolume, front_o
 from archbench.search.report import SearchOutcome, outcome_of
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion, atomic_write_bytes
 from archbench.search.trial_evaluators import failed_result, make_evaluator
+from archbench.search.weights import keeps_rung, row_weights, settle_weights
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
 from archbench.trial import TrialResult, utc_now
@@ -57,7 +59,15 @@ class Job:
 def rung_evaluators(config: SearchConfig, evaluator: TrialEvaluator) -> list[TrialEvaluator]:
     """The evaluator of each rung. A single fidelity's one rung is the evaluator as the study built it (at
     its own budget: the sleep and lookup evaluators' ``none`` too). In a funnel rung 0 measures (quickly,
-    with ``search.screen=quick``, and the top rung then measures again in full); the others only train."""
+    with ``search.screen=quick``, and the top rung then measures again in full); the others only train.
+    With ``search.keep_weights`` the rungs that keep weights write them (:mod:`archbench.search.weights`)."""
+    out = _rungs(config, evaluator)
+    where = str(config.weights_dir.resolve())  # absolute: a worker's working directory may be another
+    top = len(out) - 1
+    return [e.keeping_weights(where) if keeps_rung(config.keep_weights, r, top) else e for r, e in enumerate(out)]
+
+
+def _rungs(config: SearchConfig, evaluator: TrialEvaluator) -> list[TrialEvaluator]:
     if not config.fidelity.halving:
         return [evaluator]
     budgets = config.fidelity.budgets(config.budget)
@@ -151,7 +161,11 @@ class SearchLoop:
         if config.fidelity.continuation:  # a later resume that promotes one of these trains it from scratch
             shutil.rmtree(config.study_dir / STATES, ignore_errors=True)
         by_rung = rows_by_rung(self.lb, self.study, self.funnel)
-        return outcome_of(config, self.study, self.lb, by_rung, self.front_values, started, self.funnel.calibration())
+        calibration = self.funnel.calibration()
+        outcome = outcome_of(config, self.study, self.lb, by_rung, self.front_values, started, calibration)
+        front = [by_rung[self.funnel.top][r["trial"]] for r in outcome.front]
+        kept = settle_weights(config.keep_weights, config.weights_dir, self.lb, self.study, front)
+        return dataclasses.replace(outcome, weights=kept)
 
     def seed(self, space: SearchSpace, prior: Cache) -> None:
         """On a study's first run: enqueue the seed architectures and teach the strategy every row of
@@ -264,9 +278,11 @@ class SearchLoop:
         )
 
     def row_of(self, job: Job, row: dict[str, Any]) -> dict[str, Any]:
-        """The leaderboard row of a finished job: its rung, a promoted rung's training over the rung-0
+        """The leaderboard row of a finished job: its rung, its weights file as the leaderboard records it
+        (:func:`~archbench.search.weights.row_weights`), a promoted rung's training over the rung-0
         measurement (unless it measured again), and the study's constraints judged."""
-        row = {**row, "rung": self.funnel.rung_column(job.rung)}
+        weights = row_weights(row.get("weights"), self.lb.root)
+        row = {**row, "rung": self.funnel.rung_column(job.rung), "weights": weights}
         if job.rung > 0 and not row.get("cached"):
             again = job.rung == self.funnel.top and self.config.fidelity.remeasures
             row = promoted_row(row, self.funnel.rows[job.suggestion.number], measured=again)

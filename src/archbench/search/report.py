@@ -18,6 +18,7 @@ from archbench.search_space.architecture import Architecture
 
 if TYPE_CHECKING:
     from archbench.search.config import SearchConfig
+    from archbench.search.weights import KeptWeights
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class SearchOutcome:
     rungs: tuple[tuple[str, int], ...] = ()  # a funnel's (budget, rows) per rung; the front is the last's
     screen_error: tuple[float, ...] = ()  # a funnel's top rows: screen_latency_ms / latency_ms - 1
     calibration: tuple[RungMap, ...] = ()  # search.calibrate: each lower rung's map onto the top rung's scale
+    weights: KeptWeights | None = None  # search.keep_weights: where the kept weights are
 
 
 def outcome_of(
@@ -97,7 +99,7 @@ def outcome_of(
 
 
 def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> None:
-    """The end-of-search report: the front as a table, counts, and where the plot and rows are."""
+    """The end-of-search report: the front as a table, counts, and where the plot, rows and weights are."""
     from rich.console import Console
 
     console = Console()
@@ -122,5 +124,7 @@ def print_outcome(outcome: SearchOutcome, objectives: Sequence[Objective]) -> No
             f"(fitted on {m.n} trials{fit})"
         )
     console.print(f"leaderboard: {outcome.leaderboard}   study state: {outcome.study_dir}")
+    if outcome.weights is not None:
+        console.print(outcome.weights.line(), soft_wrap=True)
     if outcome.plot:
         console.print(f"front plot: {outcome.plot}")

@@ -84,6 +84,16 @@ def _keeps_no_state(evaluator: Any) -> ConfigError:
     return ConfigError(f"evaluator {type(evaluator).__name__} cannot run search.continuation=true (it keeps no state)")
 
 
+def _keeps_no_weights(name: str, keep: str = "front") -> ConfigError:
+    return ConfigError(f"evaluator {name} cannot run search.keep_weights={keep} (it trains no model): use none")
+
+
+def _check_no_weights(config: SearchConfig) -> None:
+    """What an evaluator that trains no model refuses: any ``search.keep_weights`` but none."""
+    if config.keep_weights != "none":
+        raise _keeps_no_weights(config.evaluator, config.keep_weights)
+
+
 def failed_result(
     arch: Architecture, task: str, budget: str, study: str, trial: int, seed: int, status: str, reason: str
 ) -> TrialResult:
@@ -127,6 +137,9 @@ class TrainEvaluator:
     (``save_state``), and a promoted rung starts from the state of ``resume_budget`` when this worker
     can read it (a node without the study's directory trains from scratch: the same model, slower),
     then deletes it (it is consumed).
+
+    ``weights_dir`` set (``search.keep_weights``): the trained float weights are kept there as safetensors
+    (:func:`~archbench.interop.weights.save_trained`) and the row records the file.
     """
 
     task: str = "charlm"
@@ -142,6 +155,7 @@ class TrainEvaluator:
     state_dir: str | None = None  # a funnel's continued rungs: where training states are kept
     save_state: bool = False  # write the state where the cool-down begins (a rung below the top)
     resume_budget: str | None = None  # start from the state the rung of this budget wrote
+    weights_dir: str | None = None  # search.keep_weights: where the trained weights are kept (None: nowhere)
     cacheable: ClassVar[bool] = True
 
     @classmethod
@@ -183,6 +197,7 @@ class TrainEvaluator:
             arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
             measure=self.measure, config=self.train, constraints=self.constraints, deploy=self.deploy,
             validate_quant=self.validate_quant, screen=self.screen, save_state=save, resume_from=resume,
+            save_weights=self.weights_dir,
         )  # fmt: skip
         if resume is not None:
             resume.unlink(missing_ok=True)  # consumed: this rung wrote its own if it is not the top
@@ -203,6 +218,9 @@ class TrainEvaluator:
 
     def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> TrainEvaluator:
         return dataclasses.replace(self, state_dir=state_dir, save_state=save_state, resume_budget=resume_budget)
+
+    def keeping_weights(self, weights_dir: str) -> TrainEvaluator:
+        return dataclasses.replace(self, weights_dir=weights_dir)
 
     def probe(self) -> Probe:
         """The fingerprint a trial's rows will carry (same device, same thread count) and the device's quants."""
@@ -242,7 +260,7 @@ class LookupEvaluator:
 
     @classmethod
     def check(cls, config: SearchConfig) -> None:
-        return None  # any metric the table has may be an objective
+        _check_no_weights(config)  # any metric the table has may be an objective
 
     @classmethod
     def task_of(cls, config: SearchConfig) -> str:
@@ -291,6 +309,9 @@ class LookupEvaluator:
     def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> LookupEvaluator:
         raise _keeps_no_state(self)
 
+    def keeping_weights(self, weights_dir: str) -> LookupEvaluator:
+        raise _keeps_no_weights("lookup")
+
     def probe(self) -> Probe:
         return Probe({"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"})
 
@@ -319,7 +340,7 @@ class SleepEvaluator:
 
     @classmethod
     def check(cls, config: SearchConfig) -> None:
-        return None  # its rows carry params, val_loss and latency_ms
+        _check_no_weights(config)  # its rows carry params, val_loss and latency_ms
 
     @classmethod
     def task_of(cls, config: SearchConfig) -> str:
@@ -354,6 +375,9 @@ class SleepEvaluator:
 
     def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> SleepEvaluator:
         raise _keeps_no_state(self)
+
+    def keeping_weights(self, weights_dir: str) -> SleepEvaluator:
+        raise _keeps_no_weights("sleep")
 
     def probe(self) -> Probe:
         return Probe({"device_name": "sleep", "device_kind": "sleep"})
