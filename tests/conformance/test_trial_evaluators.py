@@ -74,6 +74,26 @@ def test_each_rung_keeps_the_type_and_takes_its_budget(name: str, tmp_path: Path
         assert type(continued) is type(evaluator)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_keeping_weights_is_a_new_value_or_refused_in_one_line_both_ways(name: str, tmp_path: Path) -> None:
+    """An evaluator that trains keeps ``search.keep_weights``; one that does not refuses it as the settings are
+    built (before anything runs) and when asked, in one line each."""
+    evaluator = TRIAL_EVALUATORS.get(name).from_search(config(name, tmp_path))
+    try:
+        keeping = evaluator.keeping_weights(str(tmp_path / "w"))
+    except ConfigError as exc:
+        assert "search.keep_weights" in str(exc) and "\n" not in str(exc)
+        with pytest.raises(ConfigError, match=r"search\.keep_weights=front") as info:
+            dataclasses.replace(config(name, tmp_path), keep_weights="front")
+        assert "\n" not in str(info.value)
+    else:
+        assert type(keeping) is type(evaluator) and keeping != evaluator  # it carries where the weights go
+        assert pickle.loads(pickle.dumps(keeping)) == keeping
+        rung = keeping.at_budget("steps=3", measure=False)
+        assert rung.keeping_weights(str(tmp_path / "w")) == rung  # a rung keeps them where it was told
+        dataclasses.replace(config(name, tmp_path), keep_weights="front")  # accepted
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_a_trial_is_a_row_the_leaderboard_accepts_and_its_own_cache_key_finds(name: str, tmp_path: Path) -> None:
