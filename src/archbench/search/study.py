@@ -4,7 +4,7 @@
 fidelity, task, budget, objectives, constraints, strategy and its options, seed, evaluator). Re-running
 with the same settings resumes it; running the same study name with different settings is refused with
 the differences named, because mixing them would make the front meaningless. ``n_trials``,
-``concurrency`` and ``timeout`` may change between runs.
+``concurrency``, ``timeout`` and ``search.keep_weights`` (it changes no number) may change between runs.
 """
 
 from __future__ import annotations
