@@ -187,3 +187,46 @@ def test_export_after_a_real_search_loads_in_transformers_with_archbench_logits(
         ours, theirs = model.eval()(idx), loaded(idx).logits
     assert ours.shape == theirs.shape == (2, 32, 256)
     assert (ours - theirs).abs().max().item() <= 1e-4
+
+
+def test_pruning_keeps_the_front_and_what_another_study_points_at(tmp_path: Path) -> None:
+    from archbench.interop.kept import recorded_path
+    from archbench.search.trial_evaluators import failed_result
+    from archbench.search.weights import settle_weights, weights_dir
+
+    lb = Leaderboard(tmp_path / "lb")
+    where = weights_dir(lb.root, "s")
+    where.mkdir(parents=True)
+    a, b, c, orphan = (where / f"{n}.safetensors" for n in ("a", "b", "c", "orphan"))
+    for path in (a, b, c, orphan):
+        path.write_bytes(b"weights")
+    arch = LLAMA.sample(1)[0]
+
+    def row(study: str, trial: int, path: Path) -> dict:
+        base = failed_result(arch, "charlm", "steps=2", study, trial, 0, "failed", "stand-in").to_row()
+        return {**base, "weights": recorded_path(path, lb.root)}
+
+    lb.append([row("s", 0, a), row("s", 1, b), row("s", 2, c), row("other", 0, b)])
+    assert settle_weights("none", where, lb, "s", [row("s", 0, a)]).deleted == 0  # none deletes nothing
+    kept = settle_weights("all", where, lb, "s", [row("s", 0, a)])
+    assert files(where) == {a.resolve(), b.resolve(), c.resolve()} and kept.deleted == 1  # the orphan only
+    kept = settle_weights("front", where, lb, "s", [row("s", 0, a)])
+    assert files(where) == {a.resolve(), b.resolve()} and kept.deleted == 1  # b: a row of "other" points at it
+    assert (kept.files, kept.front_rows, kept.front_without) == (2, 1, 0)
+    assert settle_weights("none", tmp_path / "nowhere", lb, "s", []) is None
+
+
+@pytest.mark.slow
+def test_cached_rows_point_at_the_original_weights_while_they_exist(tmp_path: Path) -> None:
+    lb = tmp_path / "lb"
+    run_search(config(tmp_path, "front", study="a"))
+    original = {r["arch_id"]: r for r in study_rows(lb, "a")}
+    outcome = run_search(config(tmp_path, "none", study="b"))
+    reused = study_rows(lb, "b")
+    assert outcome.cached == 3 and all(r["cached"] for r in reused)  # the same seed proposes the same shapes
+    for r in reused:
+        src = original[r["arch_id"]]
+        there = locate(src["weights"], lb).is_file()
+        assert r["weights"] == (src["weights"] if there else None)
+    assert any(r["weights"] for r in reused) and any(not r["weights"] for r in reused)  # front kept, rest pruned
+    assert not (tmp_path / "weights" / "b").exists()  # none wrote nothing

@@ -281,7 +281,7 @@ class SearchLoop:
         """The leaderboard row of a finished job: its rung, its weights file as the leaderboard records it
         (:func:`~archbench.search.weights.row_weights`), a promoted rung's training over the rung-0
         measurement (unless it measured again), and the study's constraints judged."""
-        weights = row_weights(row.get("weights"), self.lb.root)
+        weights = row_weights(row.get("weights"), self.lb.root, cached=bool(row.get("cached")))
         row = {**row, "rung": self.funnel.rung_column(job.rung), "weights": weights}
         if job.rung > 0 and not row.get("cached"):
             again = job.rung == self.funnel.top and self.config.fidelity.remeasures

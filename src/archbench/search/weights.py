@@ -55,13 +55,14 @@ def keeps_rung(keep: str, rung: int, top: int) -> bool:
     return keep == "all" or (keep == "front" and rung == top)
 
 
-def row_weights(kept: str | None, root: str | Path) -> str | None:
-    """A row's ``weights`` as the leaderboard at ``root`` records it: None when there is no file there (a
-    cached row whose original kept none, or whose file was pruned), else :func:`recorded_path`."""
+def row_weights(kept: str | None, root: str | Path, cached: bool = False) -> str | None:
+    """A row's ``weights`` as the leaderboard at ``root`` records it (:func:`recorded_path`). A row served
+    from the cache (``cached``) keeps its original's path only while that file exists (it may never have
+    been kept, or been pruned); a trial's own file is recorded as written."""
     if not kept:
         return None
     path = locate(kept, root)
-    return recorded_path(path, root) if path.is_file() else None
+    return None if cached and not path.is_file() else recorded_path(path, root)
 
 
 @dataclass(frozen=True)
