@@ -230,3 +230,15 @@ def test_cached_rows_point_at_the_original_weights_while_they_exist(tmp_path: Pa
         assert r["weights"] == (src["weights"] if there else None)
     assert any(r["weights"] for r in reused) and any(not r["weights"] for r in reused)  # front kept, rest pruned
     assert not (tmp_path / "weights" / "b").exists()  # none wrote nothing
+
+
+def test_a_path_is_recorded_relative_to_the_leaderboard_only_when_beside_it(tmp_path: Path) -> None:
+    from archbench.interop.kept import recorded_path
+
+    root = tmp_path / "runs" / "lb"
+    beside, elsewhere = tmp_path / "runs" / "weights" / "s" / "f.safetensors", tmp_path / "other" / "f.safetensors"
+    assert recorded_path(beside, root) == "../weights/s/f.safetensors"
+    assert recorded_path(elsewhere, root) == str(elsewhere.resolve())  # outside the tree: absolute
+    beside.parent.mkdir(parents=True)
+    beside.write_bytes(b"weights")
+    assert locate("../weights/s/f.safetensors", root).resolve() == beside.resolve()

@@ -55,7 +55,7 @@ class SearchConfig:
     timeout_s: float | None = None  # start nothing new after this long (running trials finish); None: no limit
     deploy: Deploy = field(default_factory=Deploy)  # how candidates are measured (modes, shape, eager/compile)
     train: TrainConfig = field(default_factory=TrainConfig)  # the optimiser and schedule of every trial
-    keep_weights: str = "none"  # none | front | all: trained weights kept (search.weights); not the study's identity
+    keep_weights: str = "none"  # none | front | all (archbench.search.weights); not in identity()
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:

@@ -84,8 +84,10 @@ def _keeps_no_state(evaluator: Any) -> ConfigError:
     return ConfigError(f"evaluator {type(evaluator).__name__} cannot run search.continuation=true (it keeps no state)")
 
 
-def _keeps_no_weights(name: str, keep: str = "front") -> ConfigError:
-    return ConfigError(f"evaluator {name} cannot run search.keep_weights={keep} (it trains no model): use none")
+def _keeps_no_weights(name: str, keep: str = "front|all") -> ConfigError:
+    return ConfigError(
+        f"evaluator {name} cannot run search.keep_weights={keep}: it trains no model, so it has no weights (use none)"
+    )
 
 
 def _check_no_weights(config: SearchConfig) -> None:
