@@ -240,5 +240,6 @@ def test_a_path_is_recorded_relative_to_the_leaderboard_only_when_beside_it(tmp_
     assert recorded_path(beside, root) == "../weights/s/f.safetensors"
     assert recorded_path(elsewhere, root) == str(elsewhere.resolve())  # outside the tree: absolute
     beside.parent.mkdir(parents=True)
+    root.mkdir()
     beside.write_bytes(b"weights")
     assert locate("../weights/s/f.safetensors", root).resolve() == beside.resolve()
