@@ -225,8 +225,11 @@ def test_a_lost_node_that_leaves_no_room_for_a_trial_ends_the_search(tmp_path: P
     assert len(failure) == 1 and isinstance(failure[0], SearchStopped), failure
     message = str(failure[0])
     assert failure[0].exit_status == 1
-    assert re.match(r"error: no live node of the Ray cluster at \S+ can run a trial \(needs CPU 1\) and none has "
-                    r"for \d+ s \(live nodes: no CPU\); \d+ of 8 trials of study \S+ are recorded", message), message  # fmt: skip
+    expected = (
+        r"error: no live node of the Ray cluster at \S+ can run a trial \(needs CPU 1\) and none has for \d+ s "
+        r"\(live nodes: no CPU\); \d+ of 8 trials of study \S+ are recorded"
+    )
+    assert re.match(expected, message), message
     assert took < 2 + 20, took  # the GCS marks the node dead, then lost_after_s
     recorded = rows(tmp_path / "lb")
     assert 1 <= recorded.height < 8 and recorded["trial"].n_unique() == recorded.height
