@@ -14,8 +14,9 @@ interrupts a wait; the wait then hands over what has finished, and the next wait
 :class:`~archbench.search.signals.Interrupted`. While it waits, the driver also asks the cluster's GCS
 every :data:`PROBE_EVERY_S` for its live nodes (one RPC with a timeout, so the question itself never
 blocks): a GCS that has not answered for ``lost_after_s`` ends the search with :class:`ClusterLost`, as
-does a cluster whose live nodes have stayed too small for a trial that long (a lost GPU node), instead of
-Ray's own answers (the driver killed after 60 s without its GCS; a task pending forever).
+does a cluster whose live nodes, once able to run a trial, have stayed too small for one that long (the
+only GPU node lost; a cluster still scaling up is left alone), instead of Ray's own answers (the driver
+killed after 60 s without its GCS; a task pending forever).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class RayExecutor:
         self.gcs_address, self._gcs = _gcs_of(ray)
         self._probed = self._answered = time.monotonic()
         self._starved_since: float | None = None
+        self._had_room = False  # a live node once fitted a trial (a cluster still scaling up is not starved)
         self._drained = False
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
@@ -238,7 +240,9 @@ class RayExecutor:
             return
         self._answered = time.monotonic()
         totals = [dict(n.resources_total) for n in nodes.values()]
-        if not pending or any(self._fits(t) for t in totals):
+        room = any(self._fits(t) for t in totals)
+        self._had_room |= room
+        if room or not pending or not self._had_room:
             self._starved_since = None
             return
         self._starved_since = self._starved_since or now
@@ -303,7 +307,6 @@ class InlineExecutor:
     """Run each trial in the driver process when submitted (no Ray)."""
 
     gpus = 0
-    where = "the driver process"
 
     def __init__(self, config: RayConfig, stop: StopSignals | None = None) -> None:
         self.config = config
