@@ -29,3 +29,12 @@ class UnknownNameError(ArchbenchError, KeyError):
 
 class ConfigError(ArchbenchError, ValueError):
     """A config file or override is malformed, unsafe or refers to something that does not exist."""
+
+
+class SearchStopped(ArchbenchError):
+    """A search ended before its end (a stop signal, a lost cluster) with everything that finished recorded;
+    rerunning the same command resumes. The message is the whole line; ``exit_status`` is the CLI's."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status

@@ -23,7 +23,7 @@ import yaml
 
 from archbench.cli.argtypes import integer, positive_int
 from archbench.cli.interop import add_import_parser
-from archbench.errors import ArchbenchError, ConfigError
+from archbench.errors import ArchbenchError, ConfigError, SearchStopped
 
 SUBCOMMAND_MODULES = (
     "archbench.cli.search",  # archbench search
@@ -200,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except SearchStopped as exc:  # a signal or a lost cluster: its line says what is recorded
+        print(f"archbench: {exc}", file=sys.stderr)
+        return exc.exit_status
     except ArchbenchError as exc:
         print(f"archbench: error: {exc}", file=sys.stderr)
         return 2

@@ -9,18 +9,25 @@ funnel of one rung) and cache (:mod:`~archbench.search.cache`), the trial evalua
 Resume: the strategy's state lives in ``<studies_root>/<study>/`` next to the leaderboard. After a crash
 (even SIGKILL) the same command continues: trials told before the crash are kept; trials in flight
 are told from their leaderboard row if it landed, and run again once otherwise.
+
+A search that cannot go on ends in :class:`~archbench.errors.SearchStopped`, one line saying why, how many
+trials are recorded and that rerunning resumes: a stop signal (SIGTERM, SIGINT;
+:mod:`archbench.search.signals`), exit status 128 + the signal's number; or a cluster that went away or
+has no node left for a trial (:class:`~archbench.search.executor.ClusterLost`), exit status 1. Ray is shut
+down first in both cases.
 """
 
 from __future__ import annotations
 
 import time
 
-from archbench.errors import ConfigError
+from archbench.errors import ConfigError, SearchStopped
 from archbench.leaderboard import Leaderboard
 from archbench.search.config import SearchConfig
-from archbench.search.executor import make_executor
+from archbench.search.executor import ClusterLost, make_executor
 from archbench.search.loop import SearchLoop, study_rows
 from archbench.search.report import SearchOutcome
+from archbench.search.signals import Interrupted, StopSignals
 from archbench.search.study import check_or_create, driver_lock, recorded
 
 
@@ -38,8 +45,29 @@ def run_search(config: SearchConfig) -> SearchOutcome:
             )
         config = config.resolved(saved)
         check_or_create(config.study_dir, study, config.identity(), allow_changes=config.allow_changes)
-        executor = make_executor(config.ray)
+        stop = StopSignals()
+        stop.install()  # a signal from here on is noted; ray.init replaces the handlers, the executor reinstalls them
         try:
-            return SearchLoop(config, study, lb, executor).run(started)
+            executor = make_executor(config.ray, stop)
+            try:
+                return SearchLoop(config, study, lb, executor).run(started)
+            finally:
+                executor.shutdown()
+        except Interrupted as exc:
+            raise _stopped(f"interrupted by {exc.name}", lb, config, 128 + exc.signum, "") from None
+        except ClusterLost as exc:
+            again = "on a running cluster, or locally without ray.address"
+            raise _stopped(f"error: {exc}", lb, config, 1, f" ({again})") from None
         finally:
-            executor.shutdown()
+            stop.uninstall()
+
+
+def _stopped(why: str, lb: Leaderboard, config: SearchConfig, status: int, where: str) -> SearchStopped:
+    """The one line that ends a stopped search: why, the trials recorded, how to resume."""
+    study = config.study_name
+    done = len({r["trial"] for r in study_rows(lb, study)})
+    return SearchStopped(
+        f"{why}; {done} of {config.n_trials} trials of study {study} are recorded; "
+        f"rerun the same command to resume{where}",
+        status,
+    )

@@ -8,20 +8,49 @@ when the user says so; a task that measures always holds a whole one. Ray retrie
 process or node died (``max_retries``); an evaluation that fails by itself returns a failed TrialResult
 and is never retried. The ``inline`` executor runs trials in the driver process, one at a time (for
 lookup benchmarks and debugging).
+
+Waiting is where the driver notices that things went wrong. A stop signal (:mod:`archbench.search.signals`)
+interrupts a wait; the wait then hands over what has finished, and the next wait or submit raises
+:class:`~archbench.search.signals.Interrupted`. While it waits, the driver also asks the cluster's GCS
+every :data:`PROBE_EVERY_S` for its live nodes (one RPC with a timeout, so the question itself never
+blocks): a GCS that has not answered for ``lost_after_s`` ends the search with :class:`ClusterLost`, as
+does a cluster whose live nodes, once able to run a trial, have stayed too small for one that long (the
+only GPU node lost; a cluster still scaling up is left alone), instead of Ray's own answers (the driver
+killed after 60 s without its GCS; a task pending forever).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from archbench.errors import ConfigError
 from archbench.search.evaluator import TrialEvaluator
+from archbench.search.signals import Interrupted, StopSignals
 from archbench.search.strategy import Suggestion
 from archbench.trial import TrialResult
+
+PROBE_EVERY_S = 1.0  # how often a waiting driver asks the GCS for the live nodes
+PROBE_TIMEOUT_S = 1.0  # how long one such question may take
+MIN_LOST_AFTER_S = 2.0
+
+
+def ray_gives_up_after_s() -> float:
+    """How long Ray's core lets a driver live without its GCS before ending the process (Ray's
+    ``gcs_rpc_server_reconnect_timeout_s``, 60 s unless set in the environment)."""
+    try:
+        return float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60"))  # noqa: SIM112 (Ray's name)
+    except ValueError:
+        return 60.0
+
+
+class ClusterLost(RuntimeError):
+    """The Ray cluster went away, or has no live node left that can run a trial (the message says which)."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +65,18 @@ class RayConfig:
     executor: str = "ray"  # "ray" or "inline"
     accelerator_type: str | None = None  # e.g. "H100": trials run only on nodes with that GPU type
     train_gpu_fraction: float = 1.0  # GPUs a training-only task holds (measuring tasks always hold 1)
+    lost_after_s: float = 30.0  # a GCS silent this long, or no live node fit for a trial this long, ends the search
 
     def __post_init__(self) -> None:
         f = self.train_gpu_fraction
         if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
             raise ConfigError(f"ray.train_gpu_fraction={f!r}: must be a number in (0, 1] (1: a whole GPU)")
+        lost, limit = self.lost_after_s, ray_gives_up_after_s()
+        if isinstance(lost, bool) or not isinstance(lost, int | float) or not MIN_LOST_AFTER_S <= lost < limit:
+            raise ConfigError(
+                f"ray.lost_after_s={lost!r}: must be a number of seconds from {MIN_LOST_AFTER_S:g} to below "
+                f"{limit:g} (Ray itself ends a driver whose GCS has been gone that long)"
+            )
 
 
 def _call(fn: Callable[[], Any]) -> Any:
@@ -63,14 +99,15 @@ def _token_auth_like_ray_start() -> None:
 
 
 class RayExecutor:
-    """Submit trials as Ray tasks and wait for any to finish."""
+    """Submit trials as Ray tasks and wait for any to finish, watching the cluster while waiting."""
 
-    def __init__(self, config: RayConfig) -> None:
+    def __init__(self, config: RayConfig, stop: StopSignals | None = None) -> None:
         if config.address:
             _token_auth_like_ray_start()  # before Ray is imported: it reads the mode once
         import ray
 
         self.config = config
+        self.stop = stop or StopSignals()
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
@@ -94,7 +131,17 @@ class RayExecutor:
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 where = config.address or "a local instance"
                 raise ConfigError(f"cannot start or join Ray at {where}: {' '.join(str(exc).split())[:300]}") from None
+            except SystemExit as exc:  # ray.init's own SIGTERM handler, before ours is installed
+                if exc.code == signal.SIGTERM:
+                    raise Interrupted(signal.SIGTERM) from None
+                raise
             self._started = True
+        self.stop.install()  # after ray.init: it replaces Ray's handlers (see archbench.search.signals)
+        self.gcs_address, self._gcs = _gcs_of(ray)
+        self._probed = self._answered = time.monotonic()
+        self._starved_since: float | None = None
+        self._had_room = False  # a live node once fitted a trial (a cluster still scaling up is not starved)
+        self._drained = False
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = int(resources.get("CPU", 0))
@@ -115,6 +162,14 @@ class RayExecutor:
             self.gpus = int(sum(n["Resources"].get("GPU", 0) for n in nodes))
         self._remote = ray.remote(_run_trial)
 
+    @property
+    def where(self) -> str:
+        """The cluster, as the user will recognise it."""
+        if not self.config.address:
+            return f"the local Ray instance (GCS {self.gcs_address})"
+        named = "" if self.config.address in (self.gcs_address, "auto") else f", ray.address={self.config.address}"
+        return f"the Ray cluster at {self.gcs_address}{named}"
+
     def slots(self) -> int:
         """How many trials can run at once on this cluster."""
         if self.gpus:
@@ -133,18 +188,83 @@ class RayExecutor:
         return opts
 
     def submit(self, evaluator: TrialEvaluator, suggestion: Suggestion, study: str) -> Any:
+        self.stop.check()
         return self._remote.options(**self.options(evaluator.measure)).remote(evaluator, suggestion, study)
 
     def run_once(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on a worker with the resources a trial gets (to read the trials' hardware)."""
-        return self._ray.get(self._ray.remote(_call).options(**self.options()).remote(fn))
+        ref = self._ray.remote(_call).options(**self.options()).remote(fn)
+        while not self.wait([ref], timeout=1.0):
+            pass
+        return self._ray.get(ref)
 
     def wait(self, refs: list[Any], timeout: float) -> list[Any]:
-        ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
+        """The refs that have finished, waiting up to ``timeout`` for one; raises :class:`ClusterLost` (see
+        the module docstring) and, after a stop signal, hands over what finished once, then raises
+        :class:`~archbench.search.signals.Interrupted`."""
+        if self.stop.signum is not None:
+            return self._drain(refs)
+        try:
+            with self.stop.waiting():
+                ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
+        except Interrupted:
+            return self._drain(refs)
         if ready:  # take everything that is already done, not just the first
             more, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = list(dict.fromkeys([*ready, *more]))
+        self._watch(pending=len(ready) < len(refs))
         return ready
+
+    def _drain(self, refs: list[Any]) -> list[Any]:
+        """After a stop signal: what has finished, once (so that it is recorded); then stop."""
+        if self._drained:
+            self.stop.check()
+        self._drained = True
+        done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+        return list(done)
+
+    def _watch(self, pending: bool) -> None:
+        """Ask the GCS for the live nodes (at most every PROBE_EVERY_S); raise :class:`ClusterLost` when it
+        has not answered for ``lost_after_s``, or when no live node could run a pending trial for that long."""
+        now = time.monotonic()
+        if self._gcs is None or now - self._probed < PROBE_EVERY_S:
+            return
+        self._probed = now
+        lost_after = self.config.lost_after_s
+        try:
+            nodes = self._gcs.get_all_node_info(timeout=PROBE_TIMEOUT_S, state_filter=_ALIVE)
+        except self._ray.exceptions.RpcError:
+            silent = time.monotonic() - self._answered
+            if silent >= lost_after:
+                raise ClusterLost(f"lost {self.where}: its GCS has not answered for {silent:.0f} s") from None
+            return
+        self._answered = time.monotonic()
+        totals = [dict(n.resources_total) for n in nodes.values()]
+        room = any(self._fits(t) for t in totals)
+        self._had_room |= room
+        if room or not pending or not self._had_room:
+            self._starved_since = None
+            return
+        self._starved_since = self._starved_since or now
+        if now - self._starved_since >= lost_after:
+            raise ClusterLost(
+                f"no live node of {self.where} can run a trial ({self._need()}) and none has for "
+                f"{now - self._starved_since:.0f} s (live nodes: {_describe(totals)})"
+            )
+
+    def _requirement(self) -> dict[str, float]:
+        """The least a trial needs of one node (a training-only task's share where GPUs are used)."""
+        opts = self.options(measures=False)
+        need = {"CPU": float(opts.get("num_cpus") or 0), "GPU": float(opts.get("num_gpus") or 0)}
+        if self.config.accelerator_type:
+            need[f"accelerator_type:{self.config.accelerator_type}"] = 0.001
+        return {k: v for k, v in need.items() if v > 0}
+
+    def _fits(self, total: dict[str, float]) -> bool:
+        return all(total.get(k, 0.0) >= v for k, v in self._requirement().items())
+
+    def _need(self) -> str:
+        return "needs " + ", ".join(f"{k} {v:g}" for k, v in self._requirement().items())
 
     def get_many(self, refs: list[Any]) -> list[TrialResult | BaseException]:
         """Each finished task's TrialResult, or the Ray error that ended it (worker/node lost after retries)."""
@@ -164,13 +284,34 @@ class RayExecutor:
             self._ray.shutdown()
 
 
+_ALIVE = 0  # GcsNodeInfo.ALIVE (ray.core.generated.gcs_pb2)
+
+
+def _gcs_of(ray: Any) -> tuple[str, Any]:
+    """The GCS address and the driver's GCS client, whose RPCs take a timeout (``ray.nodes()`` has none).
+    Neither exists for a Ray Client driver (``ray://``): there the watch is off and Ray's own rules apply."""
+    try:
+        return ray.get_runtime_context().gcs_address, ray._private.worker.global_worker.gcs_client
+    except Exception:
+        return "?", None
+
+
+def _describe(totals: list[dict[str, float]]) -> str:
+    if not totals:
+        return "none"
+    shown = [", ".join(f"{k} {v:g}" for k, v in sorted(t.items()) if k in ("CPU", "GPU")) or "no CPU" for t in totals]
+    return "; ".join(shown)
+
+
 class InlineExecutor:
     """Run each trial in the driver process when submitted (no Ray)."""
 
     gpus = 0
 
-    def __init__(self, config: RayConfig) -> None:
+    def __init__(self, config: RayConfig, stop: StopSignals | None = None) -> None:
         self.config = config
+        self.stop = stop or StopSignals()
+        self.stop.install()
         self._results: dict[int, TrialResult | BaseException] = {}
         self._next = 0
 
@@ -181,13 +322,15 @@ class InlineExecutor:
         key = self._next
         self._next += 1
         try:
-            self._results[key] = _run_trial(evaluator, suggestion, study)
+            with self.stop.waiting():  # a stop signal ends the trial running here; it runs again on resume
+                self._results[key] = _run_trial(evaluator, suggestion, study)
         except Exception as exc:
             self._results[key] = exc
         return key
 
     def run_once(self, fn: Callable[[], Any]) -> Any:
-        return fn()
+        with self.stop.waiting():
+            return fn()
 
     def wait(self, refs: list[Any], timeout: float) -> list[Any]:
         return list(refs)
@@ -199,9 +342,10 @@ class InlineExecutor:
         pass
 
 
-def make_executor(config: RayConfig) -> RayExecutor | InlineExecutor:
+def make_executor(config: RayConfig, stop: StopSignals | None = None) -> RayExecutor | InlineExecutor:
+    """The executor ``config`` names; it installs ``stop``'s signal handlers once Ray is up."""
     if config.executor == "inline":
-        return InlineExecutor(config)
+        return InlineExecutor(config, stop)
     if config.executor != "ray":
         raise ConfigError(f"ray.executor={config.executor!r}: must be ray or inline")
-    return RayExecutor(config)
+    return RayExecutor(config, stop)
