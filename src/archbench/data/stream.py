@@ -1,0 +1,62 @@
+"""A token stream over several token files, read through memory maps: nothing is loaded up front.
+
+Training draws windows at random positions: a window lies inside one file (as nanoGPT's loaders read
+one shard at a time), each valid start in the whole stream equally likely. Drawing a batch costs one
+vectorised gather per file it touches and the page faults of the windows themselves, so it does not get
+slower as the corpus grows, and memory stays flat: only the touched pages become resident (the maps are
+advised for random access, so the kernel reads no further ahead), and the kernel can drop them again.
+
+The caller supplies the random start indices (from its own seeded generator), so the stream knows
+nothing of training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from archbench.data.shards import ShardInfo, open_tokens
+
+
+class TokenStream:
+    """The tokens of ``files`` in order, as one sequence."""
+
+    def __init__(self, files: Sequence[ShardInfo]) -> None:
+        self.files = tuple(files)
+        self.arrays = [open_tokens(f) for f in self.files]
+        self.lengths = np.array([len(a) for a in self.arrays], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.lengths.sum())
+
+    def starts(self, length: int) -> int:
+        """How many windows of ``length`` tokens lie inside one file: draw starts from ``[0, this)``."""
+        return int(np.clip(self.lengths - length + 1, 0, None).sum())
+
+    def windows(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """``(len(starts), length)`` int64 tokens: window ``i`` is the ``starts[i]``-th valid window."""
+        per_file = np.clip(self.lengths - length + 1, 0, None)
+        ends = np.cumsum(per_file)
+        starts = np.asarray(starts, dtype=np.int64)
+        if len(starts) and (starts.min() < 0 or starts.max() >= ends[-1]):
+            raise IndexError(f"window starts must lie in [0, {int(ends[-1])})")
+        which = np.searchsorted(ends, starts, side="right")
+        offsets = starts - (ends - per_file)[which]
+        out = np.empty((len(starts), length), dtype=np.int64)
+        steps = np.arange(length)
+        for f in np.unique(which):
+            rows = which == f
+            out[rows] = self.arrays[f][offsets[rows, None] + steps]
+        return out
+
+    def head(self, n: int) -> np.ndarray:
+        """The first ``n`` tokens (fewer when the stream is shorter), as an int64 copy."""
+        out, left = [], n
+        for arr in self.arrays:
+            if left <= 0:
+                break
+            take = arr[:left]
+            out.append(np.asarray(take, dtype=np.int64))
+            left -= len(take)
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
