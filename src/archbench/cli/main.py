@@ -27,13 +27,15 @@ SUBCOMMAND_MODULES = (
     "archbench.cli.leaderboard",  # archbench leaderboard ..., archbench export
     "archbench.cli.measure",  # archbench measure
     "archbench.cli.evaluate",  # archbench evaluate
+    "archbench.cli.data",  # archbench data prepare, archbench data show
 )
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
     """The root config with Hydra ``key=value`` overrides applied, as plain containers.
 
-    ``space=PATH.yaml`` (an existing file) loads a user's own space file instead of a built-in one.
+    ``space=PATH.yaml`` (an existing file) loads a user's own space file instead of a built-in one;
+    ``task.KEY=VALUE`` is a task setting (:mod:`archbench.cli.task_settings`), put under ``task``.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -41,8 +43,11 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from archbench.cli.task_settings import split_task_settings
+
     space_file = None
     rest = []
+    settings, overrides = split_task_settings(overrides)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"expected key=value, got {item!r} (e.g. space=lm_small)")
@@ -72,6 +77,7 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         raise ConfigError(msg) from None
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
+    data["task"].update(settings)
     if space_file is not None:
         if not space_file.is_file():
             raise ConfigError(f"search space file not found: {space_file}")
@@ -87,9 +93,9 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def _space(cfg: dict[str, Any]) -> Any:
-    from archbench.search_space import SearchSpace
+    from archbench.cli.task_settings import space_for
 
-    return SearchSpace.from_dict(cfg["space"])
+    return space_for(cfg)
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:

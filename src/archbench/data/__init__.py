@@ -10,7 +10,7 @@ Torch-free, and knows nothing of models, training or results (``archbench.evalua
 
 from __future__ import annotations
 
-from archbench.data.dataset import Dataset, open_data, open_prepared
+from archbench.data.dataset import Dataset, identify, open_data, open_prepared
 from archbench.data.plan import Plan, make_plan, read_meta
 from archbench.data.prepare import prepare
 from archbench.data.shards import inspect, open_tokens, write_shard
@@ -21,6 +21,7 @@ __all__ = [
     "Dataset",
     "Plan",
     "TokenStream",
+    "identify",
     "inspect",
     "load_tokenizer",
     "make_plan",

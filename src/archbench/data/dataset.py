@@ -112,6 +112,28 @@ def open_data(
     return open_prepared(build(plan, data_cache() / plan.digest, workers, progress))
 
 
+def identify(
+    data: str | Sequence[str],
+    tokenizer: str | None = None,
+    *,
+    val: str | Sequence[str] | None = None,
+    text_column: str = "text",
+    val_fraction: float = 0.1,
+) -> tuple[str, TokenizerInfo]:
+    """The digest and tokenizer of what :func:`open_data` gives for these arguments, without preparing
+    anything (the sources are hashed once; unchanged ones are not read again)."""
+    items = [data] if isinstance(data, str | os.PathLike) else list(data)
+    if len(items) == 1 and (Path(items[0]).expanduser() / META).is_file():
+        root = Path(items[0]).expanduser()
+        meta = read_meta(root)
+        info = TokenizerInfo(**{k: v for k, v in meta["tokenizer"].items() if k != "file"})
+        if tokenizer is not None and load_tokenizer(tokenizer).info.digest != info.digest:
+            _prepared_with(root, tokenizer, val)  # raises the one-line mismatch
+        return meta["digest"], info
+    plan = make_plan(items, tokenizer, val, text_column, val_fraction)
+    return plan.digest, plan.tokenizer.info
+
+
 def _prepared_with(root: Path, tokenizer: str | None, val: Any) -> Dataset:
     if val:
         raise ConfigError(f"{root} is prepared data with its own validation split: give no val= source")

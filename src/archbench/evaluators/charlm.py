@@ -16,7 +16,7 @@ import torch
 
 from archbench.errors import ConfigError
 from archbench.evaluators.corpus import Corpus, load_corpus
-from archbench.evaluators.task import TASKS, Batch, Task, TaskData, bits_per_byte, seq_len_for
+from archbench.evaluators.task import TASKS, Batch, Task, TaskData, bits_per_byte, digest_of, seq_len_for
 
 if TYPE_CHECKING:
     from archbench.search_space.architecture import Architecture
@@ -70,3 +70,12 @@ class CharLM(Task):
     def summarize(self, loss_sum: float, correct: int, count: int) -> dict[str, float]:
         loss = loss_sum / count
         return {"val_loss": loss, "val_bpb": bits_per_byte(loss)}
+
+    def vocab_size(self) -> int:
+        return 256
+
+    def digest(self) -> str:
+        """The bytes read and how they split (not where they lie: two machines with the same standard
+        library share it; another Python's standard library does not)."""
+        corpus = load_corpus(self.root, self.val_fraction)
+        return digest_of({"task": self.name, "corpus": corpus.content, "val_bytes": self.val_bytes})

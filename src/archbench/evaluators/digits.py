@@ -68,6 +68,9 @@ class Digits(Task):
     batch_size: int = 64
     val_fraction: float = 0.2
 
+    def vocab_size(self) -> int:
+        return LEVELS
+
     def prepare(self, arch: Architecture) -> DigitsData:
         if arch.max_seq_len < PIXELS or arch.vocab_size < LEVELS:
             raise ConfigError(

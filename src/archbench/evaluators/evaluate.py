@@ -338,6 +338,10 @@ def _result(
     hardware = dict(measured.hardware) or {"device_kind": device.type}
     hardware["train_schedule"] = (config or TrainConfig()).label()
     feasible, violation, _ = judge(metrics, constraints)
+    try:
+        data = task.data_columns()
+    except Exception:  # data that cannot be read failed the trial already; its row says so, not this
+        data = {"data_digest": None}
     return TrialResult(
         arch=arch,
         task=task.name,
@@ -350,6 +354,7 @@ def _result(
         metrics=metrics,
         null_reasons=null_reasons,
         hardware=hardware,
+        data=data,
         started_at=started,
         feasible=feasible,
         violation=violation,

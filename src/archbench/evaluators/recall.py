@@ -77,6 +77,9 @@ class Recall(Task):
     num_filler: int = 64
     val_size: int = 1024  # validation sequences
 
+    def vocab_size(self) -> int:
+        return self.num_keys + self.num_values + self.num_filler
+
     def prepare(self, arch: Architecture) -> RecallData:
         seq_len = seq_len_for(arch, self.seq_len, self.name)
         pairs = min(self.num_pairs, seq_len // 4, self.num_keys)
