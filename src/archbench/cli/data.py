@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from archbench.data import open_prepared, prepare
-    from archbench.data.prepare import SHARD_TOKENS
+    from archbench.data.preparation import SHARD_TOKENS
 
     root = prepare(
         args.sources, args.tokenizer, val=args.val, text_column=args.text_column, val_fraction=args.val_fraction,

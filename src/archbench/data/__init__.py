@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from archbench.data.dataset import Dataset, identify, open_data, open_prepared
 from archbench.data.plan import Plan, make_plan, read_meta
-from archbench.data.prepare import prepare
+from archbench.data.preparation import prepare
 from archbench.data.shards import inspect, open_tokens, write_shard
 from archbench.data.stream import TokenStream
 from archbench.data.tokenizer import load_tokenizer

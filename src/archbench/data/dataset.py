@@ -3,7 +3,7 @@
 * a directory prepared by archbench (``meta.json``: ``archbench data prepare --out DIR`` or the cache)
   is opened as it is;
 * token files (nanoGPT / llm.c shards, ``.npy``) are read in place, split by the file rule;
-* text (files, JSONL, parquet) is prepared into the cache first, once (:mod:`archbench.data.prepare`).
+* text (files, JSONL, parquet) is prepared into the cache first, once (:mod:`archbench.data.preparation`).
 
 A :class:`Dataset` knows its train and validation token files, its tokenizer, its digest, and how many
 UTF-8 bytes of text lie behind any stretch of validation tokens (:meth:`Dataset.val_bytes`): exact over
@@ -25,7 +25,7 @@ import numpy as np
 from archbench.data import shards
 from archbench.data.cache import data_cache
 from archbench.data.plan import META, make_plan, read_meta, split_token_files
-from archbench.data.prepare import build
+from archbench.data.preparation import build
 from archbench.data.stream import TokenStream
 from archbench.data.tokenizer import TokenizerInfo, load_tokenizer
 from archbench.errors import ConfigError
@@ -75,7 +75,7 @@ class Dataset:
 
 
 def open_prepared(root: Path) -> Dataset:
-    """A directory written by :func:`archbench.data.prepare.prepare`."""
+    """A directory written by :func:`archbench.data.preparation.prepare`."""
     meta = read_meta(root)
     split = {s: tuple(shards.inspect(root / sh["file"]) for sh in meta["shards"][s]) for s in ("train", "val")}
     tok = TokenizerInfo(**{k: v for k, v in meta["tokenizer"].items() if k != "file"})
