@@ -163,7 +163,7 @@ def test_a_worker_error_stops_the_pool_and_writes_nothing(
     monkeypatch.setattr(prep_mod, "INLINE_BYTES", 0)
     monkeypatch.setattr(prep_mod, "UNIT_BYTES", 50_000)
     out = tmp_path / "out"
-    with pytest.raises(ConfigError, match="zz.jsonl: line 2 has no 'text' field"):
+    with pytest.raises(ConfigError, match=r"zz\.jsonl: line 2 has no 'text' field"):
         prepare(str(corpus_dir), out=out, workers=2, progress=False)
     assert _nothing_written(private_cache, out)
 
