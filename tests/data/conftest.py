@@ -22,13 +22,9 @@ def stdlib_texts(n: int, skip: int = 0) -> list[tuple[str, str]]:
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test prepares into its own cache, and the text task's per-process memo starts empty."""
-    from archbench.evaluators import text
-
+    """Each test prepares into its own cache."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("ARCHBENCH_CACHE_DIR", str(cache))
-    for memo in (text._open, text._identify, text._vocab, text._val_bytes):
-        memo.cache_clear()
     yield cache
 
 

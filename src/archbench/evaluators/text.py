@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -157,7 +156,6 @@ def _absolute(path: str) -> str:
     return str(Path(str(path)).expanduser().absolute())
 
 
-@lru_cache(maxsize=8)
 def _open(
     sources: tuple[str, ...],
     tokenizer: str | None,
@@ -167,7 +165,8 @@ def _open(
     workers: int | None,
     progress: bool,
 ) -> Dataset:
-    """One process opens (and if need be prepares) a dataset once; a changed corpus is a new search."""
+    """The dataset, prepared if need be. Not memoised: a corpus edited between two searches run by the same
+    (Ray worker) process is noticed; unchanged files are identified from the stat memo, not re-read."""
     from archbench.data import open_data
 
     data = sources[0] if len(sources) == 1 else sources
@@ -175,7 +174,6 @@ def _open(
     return open_data(data, tokenizer, progress=progress, **kw)
 
 
-@lru_cache(maxsize=8)
 def _identify(sources: tuple[str, ...], tokenizer: str | None, val: Any, text_column: str, val_fraction: float) -> str:
     from archbench.data import identify
 
@@ -183,7 +181,6 @@ def _identify(sources: tuple[str, ...], tokenizer: str | None, val: Any, text_co
     return identify(data, tokenizer, val=val, text_column=text_column, val_fraction=val_fraction)[0]
 
 
-@lru_cache(maxsize=8)
 def _vocab(sources: tuple[str, ...], tokenizer: str | None) -> int:
     from archbench.data import load_tokenizer, read_meta
 
@@ -192,7 +189,6 @@ def _vocab(sources: tuple[str, ...], tokenizer: str | None) -> int:
     return load_tokenizer(tokenizer).info.vocab_size
 
 
-@lru_cache(maxsize=16)
 def _val_bytes(ds: Dataset, count: int) -> float:
     """UTF-8 bytes behind validation tokens 1..count (the targets of the first ``count`` positions)."""
     nbytes = float(ds.val_bytes(1, count + 1))
