@@ -199,7 +199,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not hasattr(args, "settings"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # task.KEY=VALUE after an option (argparse takes positionals in one run only)
+        args.settings = [*args.settings, *extra]
     try:
         return int(args.func(args))
     except ArchbenchError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
@@ -230,10 +231,21 @@ _WORKER: _Worker | None = None
 
 
 def _init(*args: Any) -> None:
-    """A pool process's initializer: its tokenizer runs single-threaded (one process per core already)."""
+    """A pool process's initializer: it dies with its parent (a killed preparation leaves no worker writing
+    into its staging directory), and its tokenizer runs single-threaded (one process per core already)."""
     global _WORKER
+    _die_with_parent()
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _WORKER = _Worker(*args)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # elsewhere an orphan finishes its unit, then fails to report, and exits
+        pass
 
 
 def _work(unit: Unit) -> UnitResult:

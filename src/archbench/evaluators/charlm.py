@@ -74,6 +74,9 @@ class CharLM(Task):
     def vocab_size(self) -> int:
         return 256
 
+    def ready(self) -> None:
+        load_corpus(self.root, self.val_fraction)  # a root that is not there is refused before any trial
+
     def digest(self) -> str:
         """The bytes read and how they split (not where they lie: two machines with the same standard
         library share it; another Python's standard library does not)."""
