@@ -127,7 +127,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if config.evaluator == "train":  # prepare the data once, here, before trials read it
         from archbench.evaluators import get_task
 
-        get_task(config.task, **config.evaluator_options.get("task_options", {})).ready()
+        get_task(config.task, **config.evaluator_options.get("task_options", {})).ready(progress=config.progress)
     outcome = run_search(config)
     print_outcome(outcome, config.objectives)
     return 0

@@ -74,7 +74,7 @@ class CharLM(Task):
     def vocab_size(self) -> int:
         return 256
 
-    def ready(self) -> None:
+    def ready(self, progress: bool = True) -> None:
         load_corpus(self.root, self.val_fraction)  # a root that is not there is refused before any trial
 
     def digest(self) -> str:

@@ -108,9 +108,10 @@ class Task(ABC):
         if need is not None and arch.vocab_size < need:
             raise ConfigError(f"task {self.name} needs vocab_size >= {need}; the architecture has {arch.vocab_size}")
 
-    def ready(self) -> None:
+    def ready(self, progress: bool = True) -> None:
         """Do the task's shareable preparation once, before any trial (e.g. tokenize a corpus into the
-        cache), so trials only read it; bad data raises ConfigError here. Default: nothing to prepare."""
+        cache, with a progress bar), so trials only read it; bad data raises ConfigError here. Default:
+        nothing to prepare."""
         return None
 
     def digest(self) -> str:

@@ -118,8 +118,8 @@ class Text(Task):
         """The prepared data (tokenized into the cache on first use)."""
         return _open(*self._key(), self.workers, progress)
 
-    def ready(self) -> None:
-        self.dataset(progress=True)
+    def ready(self, progress: bool = True) -> None:
+        self.dataset(progress=progress)
 
     def vocab_size(self) -> int:
         """The tokenizer's vocabulary (a prepared directory's own when no tokenizer is given); cheap."""
