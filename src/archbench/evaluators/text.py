@@ -24,7 +24,6 @@ An architecture whose vocabulary is smaller than the tokenizer's is refused befo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,14 +32,14 @@ import numpy as np
 import torch
 
 from archbench.errors import ConfigError
-from archbench.evaluators.task import IGNORE, TASKS, Batch, Task, TaskData, digest_of, seq_len_for
+from archbench.evaluators.task import IGNORE, TASKS, Batch, HeldOutData, Task, digest_of, seq_len_for
 
 if TYPE_CHECKING:
     from archbench.data import Dataset
     from archbench.search_space.architecture import Architecture
 
 
-class TextData(TaskData):
+class TextData(HeldOutData):
     def __init__(self, ds: Dataset, seq_len: int, val_tokens: int) -> None:
         self.seq_len = seq_len
         self.train = ds.train_stream
@@ -62,10 +61,6 @@ class TextData(TaskData):
         starts = torch.randint(0, self.n_starts, (batch_size,), generator=generator).numpy()
         window = torch.from_numpy(self.train.windows(starts, self.seq_len + 1))
         return Batch(window[:, :-1], window[:, 1:])
-
-    def val_batches(self, batch_size: int) -> Iterator[Batch]:
-        for i in range(0, len(self.val_x), batch_size):
-            yield Batch(self.val_x[i : i + batch_size], self.val_y[i : i + batch_size])
 
 
 @TASKS.register("text")
