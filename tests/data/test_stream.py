@@ -38,3 +38,20 @@ def test_every_valid_start_is_one_window_inside_one_file(stream: TokenStream) ->
 def test_head_reads_across_files(stream: TokenStream) -> None:
     assert stream.head(55).tolist() == list(range(55)) and stream.head(1000).tolist() == list(range(73))
     assert stream.head(10).dtype == np.int64
+
+
+def _rss_file_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("RssFile:")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RssFile from Linux's /proc")
+def test_drawing_does_not_grow_resident_memory_with_the_corpus(tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    shards.write_shard(path, np.random.default_rng(0).integers(0, 256, 32_000_000), 256)  # 64 MB
+    stream = TokenStream([shards.inspect(path)])
+    rng = np.random.default_rng(1)
+    before = _rss_file_mb()
+    for _ in range(500):  # 8,000 windows: without the hand-back they map most of the file
+        stream.windows(rng.integers(0, stream.starts(257), 16), 257)
+    assert _rss_file_mb() - before < 8

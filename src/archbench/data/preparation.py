@@ -38,7 +38,7 @@ from archbench.data.sources import JSONL, PARQUET, TEXT, TOKENS, SourceFile
 from archbench.data.tokenizer import HFTokenizer, load_tokenizer
 from archbench.errors import ConfigError
 
-UNIT_BYTES = 4 << 20  # work per unit: small enough to balance two cores, large enough to amortise a task
+UNIT_BYTES = 1 << 20  # work per unit: enough units to keep every core busy to the end, each worth a round trip
 BATCH_BYTES = 1 << 20  # text encoded per tokenizer call
 SHARD_TOKENS = 100_000_000  # tokens per shard (FineWeb's shards hold 100 M)
 INLINE_BYTES = 8 << 20  # below this, worker processes cost more than they save

@@ -3,8 +3,15 @@
 Training draws windows at random positions: a window lies inside one file (as nanoGPT's loaders read
 one shard at a time), each valid start in the whole stream equally likely. Drawing a batch costs one
 vectorised gather per file it touches and the page faults of the windows themselves, so it does not get
-slower as the corpus grows, and memory stays flat: only the touched pages become resident (the maps are
-advised for random access, so the kernel reads no further ahead), and the kernel can drop them again.
+slower as the corpus grows.
+
+Memory stays flat: a fault maps more than the window it serves (the page's neighbours in the page cache,
+Linux's fault-around; a whole large folio, up to 2 MB, on file systems that cache in them; random-access
+advice stops neither), so the pages a process has mapped would otherwise grow towards the whole corpus as
+training touches more of it (measured: 4,800 windows of 514 bytes mapped 190 MB of a 200 MB file). After
+each draw, the maps it touched are handed back (``MADV_DONTNEED``: the process drops its mappings, the data
+stays in the page cache and is mapped again when drawn), so resident memory does not depend on the corpus
+size; this costs tens of microseconds per batch.
 
 The caller supplies the random start indices (from its own seeded generator), so the stream knows
 nothing of training.
@@ -12,6 +19,7 @@ nothing of training.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +34,8 @@ class TokenStream:
         self.files = tuple(files)
         self.arrays = [open_tokens(f) for f in self.files]
         self.lengths = np.array([len(a) for a in self.arrays], dtype=np.int64)
+        bases = [getattr(a.base, "obj", a.base) for a in self.arrays]  # frombuffer holds a memoryview of the map
+        self.maps = [b if isinstance(b, mmap.mmap) else None for b in bases]
 
     def __len__(self) -> int:
         return int(self.lengths.sum())
@@ -45,10 +55,21 @@ class TokenStream:
         offsets = starts - (ends - per_file)[which]
         out = np.empty((len(starts), length), dtype=np.int64)
         steps = np.arange(length)
-        for f in np.unique(which):
+        touched = np.unique(which).tolist()
+        for f in touched:
             rows = which == f
             out[rows] = self.arrays[f][offsets[rows, None] + steps]
+        self.release(touched)
         return out
+
+    def release(self, files: Sequence[int] | None = None) -> None:
+        """Drop this process's mapped pages of ``files`` (default: all); the data stays in the page cache."""
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        for f in range(len(self.maps)) if files is None else files:
+            m = self.maps[f]
+            if m is not None:
+                m.madvise(mmap.MADV_DONTNEED)
 
     def head(self, n: int) -> np.ndarray:
         """The first ``n`` tokens (fewer when the stream is shorter), as an int64 copy."""
