@@ -14,9 +14,10 @@ a 1 GB and a 4 GB token corpus.
 2. Batch drawing. Token corpora of each of ``--sizes-gb`` GB (random uint16 tokens in 100 M-token shards,
    plus a validation shard) are written under ``--tmp``; for each, a fresh process builds ``task=text``'s
    data for a 256-token context through the real path and draws ``--batches`` batches of 16 windows after
-   a warm-up, timing each. Reported: the median time per batch and the resident memory (RSS, with its
-   file-backed and anonymous parts) after drawing; targets: the largest corpus within 10 % of the smallest
-   in time per batch and within 5 % in RSS.
+   a warm-up; its resident memory (RSS, with its file-backed and anonymous parts) is read after drawing.
+   The time per batch is then measured for all corpora in one process, in alternating blocks of 50
+   batches (so the load of a shared machine falls on all of them alike). Targets: the largest corpus
+   within 10 % of the smallest in median time per batch and within 5 % in RSS.
 
 Everything written under ``--tmp`` is deleted at the end. The machine's load (``/proc/loadavg``) before and
 after is recorded: on a shared machine the preparation ratio falls with the other processes' load.
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -81,6 +83,12 @@ def train_tokenizer(corpus: Path, path: Path) -> None:
     tok.save(str(path))
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the preparation's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def baseline(corpus: Path, tokenizer: Path, out: Path) -> tuple[float, int]:
     """One process, one document at a time (nanoGPT-style): seconds and tokens."""
     from tokenizers import Tokenizer
@@ -93,6 +101,8 @@ def baseline(corpus: Path, tokenizer: Path, out: Path) -> tuple[float, int]:
     parts = []
     for p in sorted(corpus.iterdir()):
         text = p.read_bytes().decode("utf-8", errors="replace")
+        if not text:
+            continue  # as prepare: an empty document adds nothing
         ids = [eot, *tok.encode(text, add_special_tokens=False).ids]
         parts.append(np.array(ids, dtype=np.uint16))
     tokens = np.concatenate(parts)
@@ -124,35 +134,57 @@ def write_tokens(root: Path, gb: float, seed: int) -> int:
     return total
 
 
-def draw(data: str, batches: int) -> dict[str, float]:
-    """In this (fresh) process: task=text's data for ``data``, then time ``batches`` batches."""
-    import torch
-
+def task_data(data: str):
     from archbench import Architecture
     from archbench.evaluators import get_task
 
-    torch.set_num_threads(1)
     arch = Architecture(depth=1, width=32, heads=2, max_seq_len=SEQ_LEN, vocab_size=256)
-    task = get_task("text", data=data, val_tokens=4096, batch_size=BATCH)
-    task_data = task.prepare(arch)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(100):
-        task_data.train_batch(gen, BATCH)
+    return get_task("text", data=data, val_tokens=4096, batch_size=BATCH).prepare(arch)
+
+
+def timed_batches(data, gen, n: int) -> list[float]:
     times = []
-    for _ in range(batches):
+    for _ in range(n):
         t = time.perf_counter()
-        batch = task_data.train_batch(gen, BATCH)
+        batch = data.train_batch(gen, BATCH)
         times.append(time.perf_counter() - t)
     assert batch.x.shape == (BATCH, SEQ_LEN)
+    return times
+
+
+def draw(data: str, batches: int) -> dict[str, float]:
+    """In this (fresh) process: task=text's data for ``data``, ``batches`` batches, then the RSS."""
+    import torch
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    prepared = task_data(data)
+    timed_batches(prepared, gen, 100)  # warm-up
+    times = timed_batches(prepared, gen, batches)
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     kb = lambda key: float(status[key].split()[0])  # noqa: E731
     return {
         "ms_per_batch_median": 1000 * float(np.median(times)),
-        "ms_per_batch_mean": 1000 * float(np.mean(times)),
         "rss_mb": kb("VmRSS") / 1024,
         "rss_file_mb": kb("RssFile") / 1024,
         "rss_anon_mb": kb("RssAnon") / 1024,
     }
+
+
+def paired(dirs: list[str], batches: int, block: int = 50) -> dict[str, float]:
+    """Time per batch of each corpus, drawn in alternating blocks in one process (load drifts hit both)."""
+    import torch
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    prepared = [task_data(d) for d in dirs]
+    for p in prepared:
+        timed_batches(p, gen, 100)
+    times: list[list[float]] = [[] for _ in dirs]
+    for _ in range(max(1, batches // block)):
+        for i, p in enumerate(prepared):
+            times[i].extend(timed_batches(p, gen, block))
+    return {d: 1000 * float(np.median(t)) for d, t in zip(dirs, times, strict=True)}
 
 
 def main() -> None:
@@ -163,9 +195,13 @@ def main() -> None:
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--draw", help=argparse.SUPPRESS)  # internal: one corpus, in a fresh process
+    parser.add_argument("--pair", nargs="+", help=argparse.SUPPRESS)  # internal: corpora timed side by side
     args = parser.parse_args()
     if args.draw:
         print(json.dumps(draw(args.draw, args.batches)))
+        return
+    if args.pair:
+        print(json.dumps(paired(args.pair, args.batches)))
         return
 
     work = Path(tempfile.mkdtemp(prefix="archbench-data-scale-", dir=args.tmp))
@@ -196,8 +232,11 @@ def prepare_benchmark(work: Path, corpus_mb: float) -> dict[str, object]:
     corpus = work / "corpus"
     docs, nbytes = make_corpus(corpus, corpus_mb)
     train_tokenizer(corpus, work / "tokenizer.json")
+    cpu = cpu_seconds()
     base_s, base_tokens = baseline(corpus, work / "tokenizer.json", work / "baseline")
+    base_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
     par_s, par_tokens, workers = prepare_run(corpus, work / "tokenizer.json", work / "prepared")
+    par_cpu = cpu_seconds() - cpu
     mb = nbytes / 1e6
     print(f"prepare: {mb:.1f} MB, baseline {mb / base_s:.2f} MB/s, archbench {mb / par_s:.2f} MB/s "
           f"({workers} workers): {base_s / par_s:.2f}x; tokens {base_tokens:,} vs {par_tokens:,}")  # fmt: skip
@@ -208,27 +247,37 @@ def prepare_benchmark(work: Path, corpus_mb: float) -> dict[str, object]:
         "baseline_s": round(base_s, 2), "baseline_mb_per_s": round(mb / base_s, 3),
         "prepare_s": round(par_s, 2), "prepare_mb_per_s": round(mb / par_s, 3), "workers": workers,
         "ratio": round(base_s / par_s, 3), "tokens_baseline": base_tokens, "tokens_prepare": par_tokens,
+        "baseline_cpu_s": round(base_cpu, 2), "prepare_cpu_s": round(par_cpu, 2),
+        "cpu_per_wall_baseline": round(base_cpu / base_s, 2), "cpu_per_wall_prepare": round(par_cpu / par_s, 2),
     }  # fmt: skip
 
 
 def draw_benchmark(work: Path, sizes_gb: list[float], batches: int) -> dict[str, object]:
-    draws = {}
-    for gb in sizes_gb:
-        data = work / f"tokens_{gb:g}gb"
-        tokens = write_tokens(data, gb, seed=int(gb * 10))
-        cmd = [sys.executable, __file__, "--draw", str(data), "--batches", str(batches)]
-        run = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ})
-        if run.returncode:
-            raise SystemExit(run.stderr[-3000:])
-        draws[f"{gb:g}"] = {"tokens": tokens, **json.loads(run.stdout.strip().splitlines()[-1])}
-        print(f"draw {gb:g} GB: {draws[f'{gb:g}']}")
-        shutil.rmtree(data)
+    dirs = {f"{gb:g}": work / f"tokens_{gb:g}gb" for gb in sizes_gb}
+    draws = {name: {"tokens": write_tokens(d, float(name), seed=int(float(name) * 10))} for name, d in dirs.items()}
+    for name, d in dirs.items():  # resident memory: each corpus in a fresh process
+        draws[name].update(_run(["--draw", str(d), "--batches", str(batches)]))
+        print(f"draw {name} GB alone: {draws[name]}")
+    pair = _run(["--pair", *map(str, dirs.values()), "--batches", str(batches)])
+    for name, d in dirs.items():
+        draws[name]["ms_per_batch_median_paired"] = pair[str(d)]
+    print(f"draw, side by side: {pair}")
+    for d in dirs.values():
+        shutil.rmtree(d)
     small, large = draws[f"{min(sizes_gb):g}"], draws[f"{max(sizes_gb):g}"]
     return {
         "batch": BATCH, "seq_len": SEQ_LEN, "batches": batches, "by_gb": draws,
-        "time_ratio_largest_to_smallest": round(large["ms_per_batch_median"] / small["ms_per_batch_median"], 3),
+        "time_ratio_largest_to_smallest": round(
+            large["ms_per_batch_median_paired"] / small["ms_per_batch_median_paired"], 3),
         "rss_ratio_largest_to_smallest": round(large["rss_mb"] / small["rss_mb"], 3),
     }  # fmt: skip
+
+
+def _run(args: list[str]) -> dict[str, float]:
+    run = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if run.returncode:
+        raise SystemExit(run.stderr[-3000:])
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

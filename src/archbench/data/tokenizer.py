@@ -69,7 +69,9 @@ class HFTokenizer:
 
     def encode_batch(self, docs: Sequence[bytes]) -> tuple[np.ndarray, list[int]]:
         texts = [d.decode("utf-8") for d in docs]  # already valid UTF-8 (see sources.decode)
-        encs = self.tok.encode_batch(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets, which are not kept here
+        encode = getattr(self.tok, "encode_batch_fast", self.tok.encode_batch)
+        encs = encode(texts, add_special_tokens=False)
         head = [] if self.info.eot is None else [np.array([self.info.eot], dtype=np.int64)]
         parts = [np.array(e.ids, dtype=np.int64) for e in encs]
         counts = [len(p) + len(head) for p in parts]
