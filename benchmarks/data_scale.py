@@ -207,7 +207,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="archbench-data-scale-", dir=args.tmp))
     os.environ["ARCHBENCH_CACHE_DIR"] = str(work / "cache")
     machine = {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "python": platform.python_version()}
-    result: dict[str, object] = {"machine": machine, "load_before": load()}
+    command = " ".join(["python", "benchmarks/data_scale.py", *sys.argv[1:]])
+    result: dict[str, object] = {"command": command, "machine": machine, "load_before": load()}
     try:
         result["prepare"] = prepare_benchmark(work, args.corpus_mb)
         result["draw"] = draw_benchmark(work, [float(x) for x in args.sizes_gb.split(",")], args.batches)
