@@ -12,6 +12,7 @@ import pytest
 
 from archbench.data import load_tokenizer, open_data, open_prepared, prepare, shards, sources
 from archbench.data import preparation as prep_mod
+from archbench.data import units as units_mod
 from archbench.data.plan import is_validation_doc
 from archbench.errors import ConfigError
 
@@ -60,7 +61,7 @@ def test_parallel_workers_make_the_same_shards_as_one_process(
     one = prepare(str(corpus_dir), str(bpe_tokenizer), text_column="content", out=tmp_path / "one", workers=1,
                   progress=False)  # fmt: skip
     monkeypatch.setattr(prep_mod, "INLINE_BYTES", 0)
-    monkeypatch.setattr(prep_mod, "UNIT_BYTES", 20_000)  # ~20 units, JSONL cut into byte ranges
+    monkeypatch.setattr(units_mod, "UNIT_BYTES", 20_000)  # ~20 units, JSONL cut into byte ranges
     many = prepare(str(corpus_dir), str(bpe_tokenizer), text_column="content", out=tmp_path / "many", workers=2,
                    progress=False, shard_tokens=30_000)  # fmt: skip
     meta = json.loads((many / "meta.json").read_text())
@@ -161,7 +162,7 @@ def test_a_worker_error_stops_the_pool_and_writes_nothing(
 ) -> None:
     (corpus_dir / "zz.jsonl").write_text('{"text": "ok"}\n{"body": "no text field"}\n')
     monkeypatch.setattr(prep_mod, "INLINE_BYTES", 0)
-    monkeypatch.setattr(prep_mod, "UNIT_BYTES", 50_000)
+    monkeypatch.setattr(units_mod, "UNIT_BYTES", 50_000)
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match=r"zz\.jsonl: line 2 has no 'text' field"):
         prepare(str(corpus_dir), out=out, workers=2, progress=False)

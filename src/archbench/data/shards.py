@@ -18,6 +18,7 @@ import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,3 +122,40 @@ def open_tokens(info: ShardInfo) -> np.ndarray:
     if hasattr(mmap, "MADV_RANDOM"):
         mm.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mm, dtype=info.dtype, count=info.count, offset=info.offset)
+
+
+class ShardWriter:
+    """Appends tokens to ``<prefix>_000000.bin``, ``<prefix>_000001.bin``, ... of at most ``limit`` tokens."""
+
+    def __init__(self, root: Path, prefix: str, dtype: np.dtype, limit: int) -> None:
+        self.root, self.prefix, self.dtype, self.limit = root, prefix, dtype, limit
+        self.shards: list[dict[str, Any]] = []
+        self.f: Any = None
+        self.count = 0
+
+    def add(self, tokens: np.ndarray) -> None:
+        while len(tokens):
+            if self.f is None:
+                name = f"{self.prefix}_{len(self.shards):06d}.bin"
+                self.f = open(self.root / name, "wb")  # noqa: SIM115  (closed in _close)
+                self.f.write(header(0, self.dtype))
+                self.shards.append({"file": name, "tokens": 0})
+                self.count = 0
+            take = tokens[: self.limit - self.count]
+            self.f.write(take.tobytes())
+            self.count += len(take)
+            tokens = tokens[len(take) :]
+            if self.count == self.limit:
+                self._close()
+
+    def _close(self) -> None:
+        if self.f is not None:
+            self.f.seek(0)
+            self.f.write(header(self.count, self.dtype))
+            self.f.close()
+            self.shards[-1]["tokens"] = self.count
+            self.f = None
+
+    def finish(self) -> list[dict[str, Any]]:
+        self._close()
+        return self.shards
