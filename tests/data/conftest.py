@@ -22,7 +22,7 @@ def stdlib_texts(n: int, skip: int = 0) -> list[tuple[str, str]]:
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test prepares into its own cache."""
+    """Each test prepares into its own cache (nothing is left in ~/.cache)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("ARCHBENCH_CACHE_DIR", str(cache))
     yield cache

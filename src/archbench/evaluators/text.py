@@ -106,22 +106,39 @@ class Text(Task):
             return tuple(str(p) for p in list_files(stdlib_root()))
         return self.data if isinstance(self.data, tuple) else (self.data,)
 
-    def _key(self) -> tuple[Any, ...]:
-        return (self.sources(), self.tokenizer, self.val, self.text_column, self.val_fraction)
+    def _source(self) -> tuple[Any, dict[str, Any]]:
+        """What :mod:`archbench.data` is asked for: the sources and the settings that name the dataset."""
+        sources = self.sources()
+        kw = {"val": self.val, "text_column": self.text_column, "val_fraction": self.val_fraction}
+        return (sources[0] if len(sources) == 1 else sources), kw
 
     def dataset(self, progress: bool = False) -> Dataset:
-        """The prepared data (tokenized into the cache on first use)."""
-        return _open(*self._key(), self.workers, progress)
+        """The prepared data, tokenized into the cache on first use. Not memoised: a corpus edited between
+        two searches run by one (Ray worker) process is noticed; unchanged files are not read again."""
+        from archbench.data import open_data
+
+        data, kw = self._source()
+        return open_data(data, self.tokenizer, workers=self.workers, progress=progress, **kw)
 
     def ready(self, progress: bool = True) -> None:
         self.dataset(progress=progress)
 
     def vocab_size(self) -> int:
         """The tokenizer's vocabulary (a prepared directory's own when no tokenizer is given); cheap."""
-        return _vocab(self.sources(), self.tokenizer)
+        from archbench.data import load_tokenizer, read_meta
+
+        sources = self.sources()
+        if self.tokenizer is None and len(sources) == 1 and (Path(sources[0]) / "meta.json").is_file():
+            return int(read_meta(Path(sources[0]))["tokenizer"]["vocab_size"])
+        return load_tokenizer(self.tokenizer).info.vocab_size
 
     def digest(self) -> str:
-        return digest_of({"task": self.name, "data": _identify(*self._key()), "val_tokens": self.val_tokens})
+        from archbench.data import identify
+
+        data, kw = self._source()
+        return digest_of(
+            {"task": self.name, "data": identify(data, self.tokenizer, **kw)[0], "val_tokens": self.val_tokens}
+        )
 
     def data_columns(self) -> dict[str, Any]:
         ds = self.dataset()
@@ -149,39 +166,6 @@ class Text(Task):
 
 def _absolute(path: str) -> str:
     return str(Path(str(path)).expanduser().absolute())
-
-
-def _open(
-    sources: tuple[str, ...],
-    tokenizer: str | None,
-    val: Any,
-    text_column: str,
-    val_fraction: float,
-    workers: int | None,
-    progress: bool,
-) -> Dataset:
-    """The dataset, prepared if need be. Not memoised: a corpus edited between two searches run by the same
-    (Ray worker) process is noticed; unchanged files are identified from the stat memo, not re-read."""
-    from archbench.data import open_data
-
-    data = sources[0] if len(sources) == 1 else sources
-    kw = {"val": val, "text_column": text_column, "val_fraction": val_fraction, "workers": workers}
-    return open_data(data, tokenizer, progress=progress, **kw)
-
-
-def _identify(sources: tuple[str, ...], tokenizer: str | None, val: Any, text_column: str, val_fraction: float) -> str:
-    from archbench.data import identify
-
-    data = sources[0] if len(sources) == 1 else sources
-    return identify(data, tokenizer, val=val, text_column=text_column, val_fraction=val_fraction)[0]
-
-
-def _vocab(sources: tuple[str, ...], tokenizer: str | None) -> int:
-    from archbench.data import load_tokenizer, read_meta
-
-    if tokenizer is None and len(sources) == 1 and (Path(sources[0]) / "meta.json").is_file():
-        return int(read_meta(Path(sources[0]))["tokenizer"]["vocab_size"])
-    return load_tokenizer(tokenizer).info.vocab_size
 
 
 def _val_bytes(ds: Dataset, count: int) -> float:
