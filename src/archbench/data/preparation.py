@@ -97,9 +97,10 @@ def _make(plan: Plan, staging: Path, workers: int | None, progress: bool, shard_
     args = (None if info.kind == "bytes" else info.source, str(parts), dtype.str, plan.val_fraction, plan.text_column)
     total = sum(u.size for u in todo)
     n = min(workers or len(os.sched_getaffinity(0)), len(todo))
+    n = 1 if total < INLINE_BYTES else n
     started = time.perf_counter()
     with _bar(progress, total, len(todo), n) as advance:
-        if n <= 1 or total < INLINE_BYTES:
+        if n <= 1:
             worker = Worker(*args)
             results = []
             for u in todo:
