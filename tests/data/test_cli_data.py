@@ -184,6 +184,27 @@ def test_space_show_resolves_vocab_size_task(tmp_path: Path, bpe_tokenizer: Path
     assert "512 (fixed)" in capsys.readouterr().out
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.slow
 def test_sigkill_during_prepare_leaves_nothing_partial_and_the_rerun_completes(
     tmp_path: Path, bpe_tokenizer: Path
@@ -207,8 +228,13 @@ def test_sigkill_during_prepare_leaves_nothing_partial_and_the_rerun_completes(
         assert proc.poll() is None and time.monotonic() < deadline, "prepare ended before it could be killed"
         time.sleep(0.05)
     time.sleep(0.5)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers and not [pid for pid in workers if _alive(pid)]  # the workers died with their parent
     time.sleep(1.0)
     staging = list((tmp_path / "out").glob(".shards.partial-*"))
     snapshot = sorted((p, p.stat().st_size) for p in staging[0].rglob("*"))
