@@ -83,6 +83,7 @@ class TrialResult:
     null_reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why it is None
     hardware: Mapping[str, Any] = field(default_factory=dict)  # fingerprint: device_name, device_kind, ...
     settings: RunSettings = field(default_factory=RunSettings)  # how it was run: recipe, deployment, version
+    data: Mapping[str, Any] = field(default_factory=dict)  # the data's columns: data_digest, ... (Task.data_columns)
     feasible: bool | None = None  # judged against the study's constraints (None: none given)
     violation: float | None = None  # total constraint violation (0 when feasible)
     cached: bool = False  # row reused from an earlier identical measurement
@@ -121,6 +122,8 @@ class TrialResult:
             "feasible": self.feasible,
             "violation": self.violation,
             "cached": self.cached,
+            "data_digest": None,  # every row has the column; null: the data could not be identified
+            **self.data,
         }
         row.update(self.arch.to_dict())
         for name in METRICS:

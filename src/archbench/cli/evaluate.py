@@ -3,12 +3,14 @@
     archbench evaluate my_arch.yaml [--task charlm] [--budget steps=400] [--seed 0] [--lr 3e-3]
                                     [--schedule cosine|wsd] [--warmup-steps N]
                                     [--device cpu|cuda] [--no-measure] [--format table|json] [--save DIR]
+                                    [task.KEY=VALUE ...]     # e.g. --task text task.data=corpus/
 
 ``--schedule wsd --warmup-steps N`` trains as a funnel with ``search.continuation=true`` did (its rows'
 ``train_schedule`` says which warm-up), so a picked row's model can be trained again the same way.
 
 Exit status 0 when the trial's status is ok, 1 for any other recorded status (diverged, oom, failed,
-unsupported; the result is still printed), 2 for a user error (bad file, budget or task name).
+unsupported; the result is still printed), 2 for a user error (bad file, budget, task name or setting,
+data that cannot be read, an architecture whose vocabulary is smaller than the task's).
 
 ``--save DIR`` keeps the trained float model's weights as safetensors in DIR (the architecture in the file's
 metadata; ``archbench export --to hf`` maps them for transformers). ``FILE`` may be ``preset:NAME``.
@@ -28,6 +30,7 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser("evaluate", help="train an architecture on a task for a short budget, score and measure it")
     p.add_argument("file", help="architecture YAML (as written by `archbench export`) or preset:NAME")
+    p.add_argument("settings", nargs="*", metavar="task.KEY=VALUE", help="task settings, as for archbench search")
     p.add_argument("--task", default="charlm", help="task name: charlm (default), recall, digits, or a registered one")
     p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"steps=N, tokens=N or seconds=X ({DEFAULT_BUDGET})")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -42,15 +45,22 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from archbench.cli.task_settings import split_task_settings
+    from archbench.errors import ConfigError
     from archbench.evaluators import Budget, TrainConfig, evaluate, get_task, resolve_device
     from archbench.search_space import load_arch
 
     arch = load_arch(args.file)
-    task = get_task(args.task)
+    settings, rest = split_task_settings(args.settings)
+    if rest:
+        raise ConfigError(f"expected task.KEY=VALUE, got {rest[0]!r} (e.g. task.data=corpus/)")
+    task = get_task(args.task, **settings)
+    task.check(arch)  # before the data is prepared: a too-small vocabulary is the caller's error
     budget = Budget.parse(args.budget)
     device = resolve_device(args.device)
     schedule = {"schedule": args.schedule, "warmup_steps": args.warmup_steps}
     config = TrainConfig(**schedule) if args.lr is None else TrainConfig(lr=args.lr, **schedule)
+    task.ready()  # the data, prepared once all settings are known good
     result = evaluate(
         arch, task, budget, seed=args.seed, device=device, measure=not args.no_measure, config=config,
         save_weights=args.save,

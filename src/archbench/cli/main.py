@@ -30,13 +30,15 @@ SUBCOMMAND_MODULES = (
     "archbench.cli.leaderboard",  # archbench leaderboard ..., archbench export
     "archbench.cli.measure",  # archbench measure
     "archbench.cli.evaluate",  # archbench evaluate
+    "archbench.cli.data",  # archbench data prepare, archbench data show
 )
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
     """The root config with Hydra ``key=value`` overrides applied, as plain containers.
 
-    ``space=PATH.yaml`` (an existing file) loads a user's own space file instead of a built-in one.
+    ``space=PATH.yaml`` (an existing file) loads a user's own space file instead of a built-in one;
+    ``task.KEY=VALUE`` is a task setting (:mod:`archbench.cli.task_settings`), put under ``task``.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -44,8 +46,11 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from archbench.cli.task_settings import split_task_settings
+
     space_file = None
     rest = []
+    settings, overrides = split_task_settings(overrides)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"expected key=value, got {item!r} (e.g. space=lm_small)")
@@ -75,6 +80,7 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         raise ConfigError(msg) from None
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
+    data["task"].update(settings)
     if space_file is not None:
         if not space_file.is_file():
             raise ConfigError(f"search space file not found: {space_file}")
@@ -90,9 +96,9 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def _space(cfg: dict[str, Any]) -> Any:
-    from archbench.search_space import SearchSpace
+    from archbench.cli.task_settings import space_for
 
-    return SearchSpace.from_dict(cfg["space"])
+    return space_for(cfg)
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:
@@ -197,7 +203,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not hasattr(args, "settings"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # task.KEY=VALUE after an option (argparse takes positionals in one run only)
+        args.settings = [*args.settings, *extra]
     try:
         return int(args.func(args))
     except SearchStopped as exc:  # a signal or a lost cluster: its line says what is recorded

@@ -10,25 +10,36 @@ from archbench.errors import ConfigError
 
 def config_from_dict(cfg: dict[str, Any]) -> Any:
     """A typed SearchConfig from the composed Hydra config (plain containers); bad values -> ConfigError."""
+    from archbench.cli.task_settings import build_task, check_vocab, space_for, task_settings
     from archbench.deploy import Deploy
     from archbench.leaderboard.objectives import parse_objectives
     from archbench.search import SearchConfig
     from archbench.search.executor import RayConfig
     from archbench.search.fidelity import FidelityConfig
     from archbench.search.trial_evaluators import TRIAL_EVALUATORS
-    from archbench.search_space import SearchSpace
 
     task = cfg["task"]["name"]
     evaluator = str(cfg["evaluator"])
     if evaluator not in TRIAL_EVALUATORS:
         raise ConfigError(TRIAL_EVALUATORS.unknown_message(evaluator))
     budget = str(cfg["budget"])
+    evaluator_options = dict(cfg.get("evaluator_options") or {})
+    task_obj = None
     if evaluator == "train":
         from archbench.evaluators import TASKS, Budget
 
         if task not in TASKS:
             raise ConfigError(TASKS.unknown_message(task))
         budget = str(Budget.parse(budget))
+        task_obj = build_task(cfg["task"])  # an unknown setting: one line naming the known ones
+        given = task_settings(cfg["task"])
+        if given:  # as the task resolved them (absolute paths: trials may run in another directory)
+            evaluator_options["task_options"] = {k: _plain(getattr(task_obj, k)) for k in given}
+    elif task_settings(cfg["task"]):
+        raise ConfigError(f"task settings ({', '.join(task_settings(cfg['task']))}) need evaluator=train")
+    space = space_for(cfg, task_obj)
+    if task_obj is not None:
+        check_vocab(space, task_obj)
     objectives = cfg["objectives"]
     if isinstance(objectives, str):
         objectives = objectives.split(",")
@@ -79,7 +90,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
 
     return SearchConfig(
         constraints=parse_constraints(cfg.get("constraints") or None),
-        space=SearchSpace.from_dict(cfg["space"]),
+        space=space,
         task=task,
         budget=budget,
         strategy=str(search["strategy"]),
@@ -97,7 +108,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         leaderboard=str(cfg["leaderboard"]),
         ray=ray,
         evaluator=evaluator,
-        evaluator_options=dict(cfg.get("evaluator_options") or {}),
+        evaluator_options=evaluator_options,
         cache=bool(cfg["cache"]),
         progress=bool(cfg["progress"]),
         plot=bool(cfg["plot"]),
@@ -107,11 +118,20 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     )
 
 
+def _plain(value: Any) -> Any:
+    """Tuples as lists: the settings are recorded in the study's JSON identity."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from archbench.cli.main import compose
     from archbench.search import print_outcome, run_search
 
     config = config_from_dict(compose(args.overrides))
+    if config.evaluator == "train":  # prepare the data once, here, before trials read it
+        from archbench.evaluators import get_task
+
+        get_task(config.task, **config.evaluator_options.get("task_options", {})).ready(progress=config.progress)
     outcome = run_search(config)
     print_outcome(outcome, config.objectives)
     return 0

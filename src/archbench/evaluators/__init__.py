@@ -3,12 +3,12 @@
     from archbench.evaluators import evaluate
     result = evaluate(arch, task="charlm", budget="steps=400", seed=0)   # -> TrialResult
 
-Built-in tasks (registry :data:`TASKS`): ``charlm`` (default), ``recall``, ``digits``.
+Built-in tasks (registry :data:`TASKS`): ``charlm`` (default), ``recall``, ``digits``, ``text`` (your corpus).
 """
 
 from __future__ import annotations
 
-from archbench.evaluators import charlm, digits, recall  # noqa: F401  (register the built-in tasks)
+from archbench.evaluators import charlm, digits, recall, text  # noqa: F401  (register the built-in tasks)
 from archbench.evaluators.budget import DEFAULT_BUDGET, Budget
 from archbench.evaluators.charlm import CharLM
 from archbench.evaluators.digits import Digits
@@ -16,6 +16,7 @@ from archbench.evaluators.evaluate import evaluate, resolve_device
 from archbench.evaluators.quality import validate
 from archbench.evaluators.recall import Recall
 from archbench.evaluators.task import IGNORE, TASKS, Batch, Task, TaskData, get_task
+from archbench.evaluators.text import Text
 from archbench.evaluators.trainer import TrainConfig, TrainOutcome, train
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Recall",
     "Task",
     "TaskData",
+    "Text",
     "TrainConfig",
     "TrainOutcome",
     "evaluate",

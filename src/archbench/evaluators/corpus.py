@@ -34,7 +34,8 @@ class Corpus:
     val: np.ndarray
     train_files: tuple[str, ...]
     val_files: tuple[str, ...]
-    digest: str  # identifies the file list, sizes and mtimes
+    digest: str  # identifies the file list, sizes and mtimes (where the cache keeps the bytes)
+    content: str  # identifies what is read: the split's file names and bytes (the same on every machine)
 
 
 def stdlib_root() -> Path:
@@ -57,7 +58,9 @@ def is_validation(rel_path: str, val_fraction: float) -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench")
+    from archbench.data.cache import cache_home
+
+    return cache_home()
 
 
 def load_corpus(root: str | os.PathLike[str] | None = None, val_fraction: float = 0.1) -> Corpus:
@@ -86,7 +89,10 @@ def _load(root: str, val_fraction: float, digest: str, rels: tuple[str, ...]) ->
     if arrays is None:
         arrays = {name: _concat(Path(root), group) for name, group in (("train", train_files), ("val", val_files))}
         _write_cache(path, arrays)
-    return Corpus(root, arrays["train"], arrays["val"], train_files, val_files, digest)
+    content = hashlib.sha256(json.dumps([train_files, val_files]).encode())
+    for name in ("train", "val"):
+        content.update(arrays[name].tobytes())
+    return Corpus(root, arrays["train"], arrays["val"], train_files, val_files, digest, content.hexdigest()[:16])
 
 
 def _concat(root: Path, rels: tuple[str, ...]) -> np.ndarray:

@@ -358,6 +358,10 @@ def _result(
     null_reasons = {k: v for k, v in null_reasons.items() if metrics.get(k) is None}
     hardware = dict(measured.hardware) or {"device_kind": device.type}
     feasible, violation, _ = judge(metrics, constraints)
+    try:
+        data = task.data_columns()
+    except Exception:  # data that cannot be read failed the trial already; its row says so, not this
+        data = {"data_digest": None}
     return TrialResult(
         arch=arch,
         task=task.name,
@@ -371,6 +375,7 @@ def _result(
         null_reasons=null_reasons,
         hardware=hardware,
         settings=settings.measured(measured.effort),
+        data=data,
         started_at=started,
         feasible=feasible,
         violation=violation,

@@ -16,6 +16,8 @@ A user task::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -63,6 +65,17 @@ class TaskData(ABC):
         """The fixed validation set, in a fixed order; never drawn from the training data."""
 
 
+class HeldOutData(TaskData):
+    """Task data whose validation set is held in memory as ``val_x`` / ``val_y``, served in order."""
+
+    val_x: Tensor
+    val_y: Tensor
+
+    def val_batches(self, batch_size: int) -> Iterator[Batch]:
+        for i in range(0, len(self.val_x), batch_size):
+            yield Batch(self.val_x[i : i + batch_size], self.val_y[i : i + batch_size])
+
+
 @dataclass(frozen=True)
 class Task(ABC):
     """A task: data, loss and metrics. Subclasses are frozen dataclasses registered in :data:`TASKS`."""
@@ -93,6 +106,38 @@ class Task(ABC):
         args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
         return f"{self.name}({args})"
 
+    # ---- the data's identity and vocabulary ------------------------------------------------------------
+    def vocab_size(self) -> int | None:
+        """Token ids the task's inputs use: an architecture needs at least this vocabulary (a space's
+        ``vocab_size: task`` takes it). None: not known without preparing the data."""
+        return None
+
+    def check(self, arch: Architecture) -> None:
+        """Refuse, in one line, an architecture whose vocabulary cannot hold the task's tokens, before
+        anything is trained or prepared."""
+        need = self.vocab_size()
+        if need is not None and arch.vocab_size < need:
+            raise ConfigError(f"task {self.name} needs vocab_size >= {need}; the architecture has {arch.vocab_size}")
+
+    def ready(self, progress: bool = True) -> None:
+        """Do the task's shareable preparation once, before any trial (e.g. tokenize a corpus into the
+        cache, with a progress bar), so trials only read it; bad data raises ConfigError here. Default:
+        nothing to prepare."""
+        return None
+
+    def digest(self) -> str:
+        """The identity of the data this task trains and validates on (a row's ``data_digest``): equal
+        digests mean the same tokens in the same split. Cheap: nothing is trained. Default: the task's name
+        and settings, which determine synthetic or bundled data (``batch_size`` is how training draws it,
+        not the data)."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "batch_size"}
+        return digest_of({"task": self.name, **settings})
+
+    def data_columns(self) -> dict[str, Any]:
+        """The row's columns about its data: ``data_digest``, and what a task adds (``text``: the
+        validation set's ``val_bytes_per_token``)."""
+        return {"data_digest": self.digest()}
+
 
 def get_task(task: str | Task, **settings: Any) -> Task:
     """A task instance from its registered name (with settings) or an instance (returned as is)."""
@@ -106,6 +151,12 @@ def get_task(task: str | Task, **settings: Any) -> Task:
     if unknown:
         raise ConfigError(f"task {task}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     return cls(**settings)
+
+
+def digest_of(identity: Any) -> str:
+    """16 hex digits of sha256 over ``identity`` as canonical JSON."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def seq_len_for(arch: Architecture, wanted: int | None, task: str) -> int:

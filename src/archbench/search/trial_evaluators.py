@@ -16,7 +16,7 @@ import dataclasses
 import difflib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -149,6 +149,7 @@ class TrainEvaluator:
     seed: int = 0
     measure: bool = True
     threads: int = 1
+    task_options: Mapping[str, Any] = field(default_factory=dict)  # the task's settings (task.data=..., ...)
     constraints: tuple[str, ...] = ()  # checked before training where they can be (see evaluate())
     deploy: Deploy | None = None  # the modes and shape measured (None: prefill at max_seq_len, eager)
     validate_quant: bool = True  # False: *_quant quality left null (a funnel's screening rungs)
@@ -189,14 +190,15 @@ class TrainEvaluator:
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
         import torch
 
-        from archbench.evaluators import evaluate
+        from archbench.evaluators import evaluate, get_task
 
         torch.set_num_threads(max(1, self.threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         save = self.state_path(trial, self.budget) if self.save_state else None
         resume = self.state_path(trial, self.resume_budget) if self.resume_budget else None
+        task = get_task(self.task, **self.task_options)
         result = evaluate(
-            arch, self.task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
+            arch, task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
             measure=self.measure, config=self.train, constraints=self.constraints, deploy=self.deploy,
             validate_quant=self.validate_quant, screen=self.screen, save_state=save, resume_from=resume,
             save_weights=self.weights_dir,

@@ -50,6 +50,17 @@ def _is_ordinal(choices: Sequence[Any]) -> bool:
     return len(nums) == len(choices) and list(choices) == sorted(choices)
 
 
+def _with_task_vocab(fields: Mapping[str, Any], space: str, vocab: int | None) -> Mapping[str, Any]:
+    """``fields`` with ``task`` in ``vocab_size`` replaced by the task's vocabulary."""
+    value = fields.get("vocab_size")
+    listed = isinstance(value, list | tuple)
+    if "task" not in (value if listed else [value]):
+        return fields
+    if vocab is None:
+        raise ConfigError(f"space {space}: vocab_size: task needs a task whose vocabulary is known (task=NAME)")
+    return {**fields, "vocab_size": [vocab if v == "task" else v for v in value] if listed else vocab}
+
+
 @dataclass(frozen=True)
 class SpaceSize:
     raw: int  # product of the number of choices per field
@@ -66,8 +77,10 @@ class SearchSpace:
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> SearchSpace:
-        """From ``{"name": ..., "fields": {field: choices | value}}`` (or the fields mapping alone)."""
+    def from_dict(cls, data: Mapping[str, Any], name: str | None = None, task_vocab: int | None = None) -> SearchSpace:
+        """From ``{"name": ..., "fields": {field: choices | value}}`` (or the fields mapping alone).
+
+        ``vocab_size: task`` (or ``task`` among its choices) is the task's vocabulary, ``task_vocab``."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"search space must be a mapping, got {type(data).__name__}")
         fields = data.get("fields", data if "name" not in data else {})
@@ -77,6 +90,7 @@ class SearchSpace:
             raise ConfigError(f"space {name}: unknown keys {sorted(extra)}; allowed: name, description, fields")
         if not isinstance(fields, Mapping):
             raise ConfigError(f"space {name}: 'fields' must be a mapping of field: choices")
+        fields = _with_task_vocab(fields, name, task_vocab)
         known = Architecture.field_names()
         defaults = Architecture().to_dict()
         choices: dict[str, tuple[Any, ...]] = {}
