@@ -120,5 +120,7 @@ def test_a_trial_is_a_row_the_leaderboard_accepts_and_its_own_cache_key_finds(na
     )  # fmt: skip
     if evaluator.cacheable:
         assert row["status"] == "ok", row["error"]
-        cache = Cache(lb, evaluator.task, [evaluator.budget], probe.hardware, evaluator.run_settings(), enabled=True)
+        assert row["data_digest"] == evaluator.data_digest()  # the digest it keys the cache on is its rows'
+        settings, digest = evaluator.run_settings(), evaluator.data_digest()
+        cache = Cache(lb, evaluator.task, [evaluator.budget], probe.hardware, settings, True, data_digest=digest)
         assert cache.get(ARCH, evaluator.budget, full=False) is not None  # the row it made is found by its key

@@ -49,6 +49,7 @@ IDENTITY: dict[str, pl.DataType] = {
     "trial": pl.Int64(),
     "task": pl.String(),
     "budget": pl.String(),
+    "data_digest": pl.String(),  # the data trained and validated on (Task.digest); null: before it was recorded
     "rung": pl.Int64(),
     "seed": pl.Int64(),
     "status": pl.String(),

@@ -1,7 +1,8 @@
 """The search's cache: an architecture already run the same way is not run again; its row is reused.
 
-"The same way" is :func:`cache_key`, the one definition: the task, the budget (so a funnel's rungs never
-stand in for one another), the architecture, the device (:data:`HARDWARE_KEY` of the hardware fingerprint:
+"The same way" is :func:`cache_key`, the one definition: the task, the data (``data_digest``: the corpus,
+tokenizer and split, so two corpora under ``task=text`` never share a row), the budget (so a funnel's rungs
+never stand in for one another), the architecture, the device (:data:`HARDWARE_KEY` of the hardware fingerprint:
 a CPU latency taken with another thread count is another measurement), and the run settings
 (:data:`SETTINGS_KEY` of :class:`~archbench.run_settings.RunSettings`: the whole training recipe, the
 deployment measured, the archbench version). A row computes its key from its own columns, a trial from
@@ -27,20 +28,35 @@ from archbench.trial import NOT_VALIDATED
 
 HARDWARE_KEY = ("device_name", "torch_threads")  # what identifies the device in the fingerprint
 SETTINGS_KEY = ("train_recipe", "deploy", "archbench_version")  # RunSettings' columns that change the numbers
+DATA_KEY = ("data_digest",)  # the data's identity (Task.digest): null on rows from before it was recorded
 
 Key = tuple[Any, ...]
 
 
-def cache_key(task: str, budget: str, arch_id: str, hardware: Mapping[str, Any], settings: Mapping[str, Any]) -> Key:
+def cache_key(
+    task: str,
+    budget: str,
+    arch_id: str,
+    hardware: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> Key:
     """The key two runs share exactly when one's row may stand in for the other: ``hardware`` is a
     fingerprint (or a row), ``settings`` the columns of a :class:`~archbench.run_settings.RunSettings` (or
-    a row)."""
-    return (task, budget, arch_id, *(hardware.get(k) for k in HARDWARE_KEY), *(settings.get(k) for k in SETTINGS_KEY))
+    a row), ``data`` the data's columns (``{"data_digest": ...}``, or a row)."""
+    return (
+        task,
+        budget,
+        arch_id,
+        *(hardware.get(k) for k in HARDWARE_KEY),
+        *(settings.get(k) for k in SETTINGS_KEY),
+        *(data.get(k) for k in DATA_KEY),
+    )
 
 
 def row_key(row: Mapping[str, Any]) -> Key:
     """A leaderboard row's key, from its own columns."""
-    return cache_key(row["task"], row["budget"], row["arch_id"], row, row)
+    return cache_key(row["task"], row["budget"], row["arch_id"], row, row, row)
 
 
 class Cache:
@@ -57,10 +73,12 @@ class Cache:
         settings: RunSettings,
         enabled: bool,
         needed: Sequence[str] = (),
+        data_digest: str | None = None,
     ) -> None:
         self.task = task
         self.hardware = dict(hardware)
         self.settings = settings.columns()
+        self.data = {"data_digest": data_digest}
         self.needed = tuple(needed)
         self.enabled = enabled and hardware.get("device_name") is not None
         self.rows: dict[Key, dict[str, Any]] = {}  # the latest row of each key
@@ -76,7 +94,7 @@ class Cache:
 
     def key(self, arch_id: str, budget: str) -> Key:
         """The key of a trial of architecture ``arch_id`` at ``budget`` in this search."""
-        return cache_key(self.task, budget, arch_id, self.hardware, self.settings)
+        return cache_key(self.task, budget, arch_id, self.hardware, self.settings, self.data)
 
     def get(self, arch: Architecture, budget: str, full: bool = True) -> dict[str, Any] | None:
         """The latest row of ``arch`` at ``budget``; with ``full``, the latest not measured by a quick look."""

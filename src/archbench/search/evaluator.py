@@ -79,6 +79,11 @@ class TrialEvaluator(Protocol):
         records the file: ``search.keep_weights``); a ConfigError when it trains no model."""
         ...
 
+    def data_digest(self) -> str | None:
+        """The ``data_digest`` its rows will carry (the task's data identity; None where it trains on no
+        data): part of the cache key, so rows of other data never stand in."""
+        ...
+
     def probe(self) -> Probe:
         """Run once on a worker before the first trial (see :class:`Probe`)."""
         ...

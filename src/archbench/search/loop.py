@@ -116,9 +116,12 @@ class SearchLoop:
         settings = first.run_settings()
         self.full = [e.run_settings().measure_effort == "full" for e in self.evaluators]  # no quick look serves
         enabled = config.cache and first.cacheable
-        self.cache = Cache(lb, first.task, budgets, probe.hardware, settings, enabled, config.needed_metrics)
+        data = first.data_digest()
+        self.cache = Cache(lb, first.task, budgets, probe.hardware, settings, enabled, config.needed_metrics, data)
         if not (config.study_dir / "seeded.json").exists():  # a study's first run
-            prior = Cache(lb, first.task, [first.budget], probe.hardware, settings, enabled=config.warm_start)
+            prior = Cache(
+                lb, first.task, [first.budget], probe.hardware, settings, enabled=config.warm_start, data_digest=data
+            )
             self.seed(space, prior)
         self.concurrency = config.concurrency or executor.slots()
         self.funnel = Funnel(config.fidelity, config.objectives, config.study_dir)

@@ -246,6 +246,12 @@ class TrainEvaluator:
         needed = (c.metric for c in parse_constraints(self.constraints or None))
         return RunSettings.planned(self.train, self.deploy, needed, self.measure, self.screen)
 
+    def data_digest(self) -> str | None:
+        """The task's data identity, as :func:`~archbench.evaluators.evaluate` records it on each row."""
+        from archbench.evaluators import get_task
+
+        return get_task(self.task, **self.task_options).digest()
+
 
 @TRIAL_EVALUATORS.register("lookup")
 @dataclass(frozen=True)
@@ -325,6 +331,9 @@ class LookupEvaluator:
     def run_settings(self) -> RunSettings:
         return RunSettings()
 
+    def data_digest(self) -> str | None:
+        return None
+
 
 @TRIAL_EVALUATORS.register("sleep")
 @dataclass(frozen=True)
@@ -391,3 +400,6 @@ class SleepEvaluator:
 
     def run_settings(self) -> RunSettings:
         return RunSettings()
+
+    def data_digest(self) -> str | None:
+        return None
