@@ -15,15 +15,15 @@ fields, so the valid combinations of those are enumerated once; sampling is unif
 valid architectures and decoding an arbitrary choice vector *repairs* it to the nearest valid one
 (fewest index steps), so no strategy can ever produce an invalid architecture.
 
-Strategies see only encodings: Optuna distributions (``optuna_distributions`` / ``from_optuna``)
-and integer vectors for pymoo (``bounds`` / ``decode`` / ``encode``).
+Strategies see only encodings: integer vectors of choice indices (``bounds`` / ``decode`` / ``encode``),
+which pymoo's problems use as they are. The space knows no optimiser: the Optuna encoding is built on
+these vectors next to the Optuna strategies (:class:`archbench.search.optuna_strategies.OptunaEncoding`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,11 +43,6 @@ COUPLED = ("depth", "unique_layers", "width", "heads", "kv_heads", "pos_encoding
 _FOLLOWS = {"unique_layers": "depth", "kv_heads": "heads"}
 
 _BUILTIN: dict[str, SearchSpace] = {}
-
-
-def _is_ordinal(choices: Sequence[Any]) -> bool:
-    nums = [c for c in choices if isinstance(c, numbers.Real) and not isinstance(c, bool)]
-    return len(nums) == len(choices) and list(choices) == sorted(choices)
 
 
 @dataclass(frozen=True)
@@ -283,38 +278,6 @@ class SearchSpace:
         if isinstance(option, bool) or isinstance(value, bool):
             return option is value
         return option == value
-
-    # ---- Optuna encoding -----------------------------------------------------------------------
-    def optuna_distributions(self) -> dict[str, Any]:
-        """``{param: distribution}`` for the free fields: ordered numbers as an integer index (so
-        TPE/GP see their order), everything else categorical over the choices themselves."""
-        from optuna.distributions import CategoricalDistribution, IntDistribution
-
-        out: dict[str, Any] = {}
-        for k in self.free_fields:
-            opts = self.choices[k]
-            if _is_ordinal(opts):
-                out[k] = IntDistribution(0, len(opts) - 1)
-            else:
-                out[k] = CategoricalDistribution(list(opts))
-        return out
-
-    def from_optuna(self, params: Mapping[str, Any]) -> Architecture:
-        """The (repaired) architecture for an Optuna trial's params."""
-        x = []
-        for k in self.free_fields:
-            opts = self.choices[k]
-            v = params[k]
-            x.append(int(v) if _is_ordinal(opts) else opts.index(v))
-        return self.decode(x)
-
-    def to_optuna(self, arch: Architecture) -> dict[str, Any]:
-        """Params that :meth:`from_optuna` maps back to ``arch`` (for warm starts)."""
-        x = self.encode(arch)
-        out = {}
-        for k, i in zip(self.free_fields, x.tolist(), strict=True):
-            out[k] = i if _is_ordinal(self.choices[k]) else self.choices[k][i]
-        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
