@@ -32,8 +32,9 @@ from typing import Any
 
 from archbench.cli.argtypes import nonnegative_int, positive_int
 from archbench.errors import ConfigError
+from archbench.metrics import names
 
-QUICK_LOOK = ("val_loss", "val_bpb", "val_acc", "latency_ms", "energy_mj", "peak_mem_mb", "params")
+QUICK_LOOK = names(headline=True)  # the headline metric of each kind (archbench.metrics)
 ARCH_LOOK = ("depth", "width", "heads", "attention", "quant")
 
 

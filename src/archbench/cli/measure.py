@@ -18,24 +18,9 @@ from typing import Any
 
 from archbench.cli.argtypes import nonnegative_float, positive_float, positive_int
 from archbench.errors import ConfigError
+from archbench.metrics import units
 
-UNITS = {
-    "latency_ms": "ms",
-    "prefill_ms": "ms",
-    "decode_ms_per_token": "ms",
-    "decode_p90_ms": "ms",
-    "ttft_ms": "ms",
-    "tpot_ms": "ms",
-    "kv_cache_mb": "MiB",
-    "compile_s": "s",
-    "latency_p90_ms": "ms",
-    "latency_iqr_ms": "ms",
-    "energy_mj": "mJ",
-    "energy_above_idle_mj": "mJ",
-    "avg_power_w": "W",
-    "peak_mem_mb": "MiB",
-    "model_bytes": "B",
-}
+UNITS = units()  # of the cost metrics printed here (the quality ones are never measured by this command)
 
 
 def add_parser(sub: Any) -> None:

@@ -34,13 +34,14 @@ from archbench.latency.nvml import Gpu, NullGpu, open_gpu
 from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule, summarize
 from archbench.latency.timing import compile_events, time_unspoiled
+from archbench.metrics import names
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
 
 EXEC_MODES = ("eager", "compile")
-DECODE_KEYS = ("decode_ms_per_token", "decode_p90_ms", "decode_cv", "decode_samples")
-GENERATE_KEYS = ("ttft_ms", "tpot_ms", "generate_cv", "generate_samples")
+DECODE_KEYS = names(mode="decode", measures="latency")
+GENERATE_KEYS = names(mode="generate", measures="latency")
 
 
 def _decoder(model: nn.Module) -> Callable[..., tuple[Tensor, Any]]:

@@ -29,15 +29,14 @@ from archbench.latency.roofline import Roofline, roofline
 from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule
 from archbench.latency.timing import LatencyResult, repeat_for, time_unspoiled
+from archbench.metrics import names
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
 
-LATENCY_KEYS = ("latency_ms", "prefill_ms", "latency_p90_ms", "latency_cv", "latency_iqr_ms", "latency_samples")
-ENERGY_KEYS = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
-METRIC_KEYS = (
-    *LATENCY_KEYS, *ENERGY_KEYS, "peak_mem_mb", "params", "flops", "model_bytes", "roofline_fraction", "compile_s"
-)  # fmt: skip
+LATENCY_KEYS = names(mode="prefill", measures="latency")
+ENERGY_KEYS = names(mode="prefill", measures="energy")
+METRIC_KEYS = names(mode="prefill")  # every metric of one prefill measurement
 
 
 @dataclass(frozen=True)

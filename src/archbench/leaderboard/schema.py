@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 
 from archbench.errors import ConfigError
+from archbench.metrics import names
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
 
@@ -63,11 +64,9 @@ HARDWARE: dict[str, pl.DataType] = {
     "train_schedule": pl.String(),
 }
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
-COUNT_METRICS = frozenset(
-    {"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples", "train_resumed_steps"}
-)
+COUNT_METRICS = frozenset(names(integer=True))  # Int64 columns; the other metrics are Float64
 # Direction of the known metrics when an objective gives none ("val_acc" is better high).
-MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"})
+MAXIMISED = frozenset(names(direction="max"))
 
 _PY_TO_POLARS: dict[Any, pl.DataType] = {int: pl.Int64(), float: pl.Float64(), str: pl.String(), bool: pl.Boolean()}
 
