@@ -53,17 +53,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     timeout = cfg.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
         raise ConfigError(f"timeout={timeout!r}: must be a number of seconds or null")
-    rungs = search.get("rungs", (1, 3, 9))
-    fidelity = FidelityConfig(
-        mode=str(search.get("fidelity", "single")),
-        rungs=tuple(rungs) if isinstance(rungs, list | tuple) else rungs,
-        eta=search.get("eta", 3),
-        promotion=str(search.get("promotion", "pareto")),
-        screen=str(search.get("screen", "quick")),
-        capped=search.get("capped", False),
-        continuation=search.get("continuation", False),
-        calibrate=search.get("calibrate", False),
-    )
+    fidelity = FidelityConfig(**_fidelity_settings(search))
     from archbench.train_config import TrainConfig
 
     train_opts = dict(cfg.get("train") or {})
@@ -101,6 +91,21 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         deploy=Deploy.from_dict(cfg.get("deploy")),
         train=train,
     )
+
+
+def _fidelity_settings(search: dict[str, Any]) -> dict[str, Any]:
+    """FidelityConfig's settings as the ``search`` section gives them (``fidelity`` is its ``mode``); a
+    setting left out keeps FidelityConfig's own default, stated there only."""
+    from dataclasses import fields
+
+    from archbench.search.fidelity import FidelityConfig
+
+    renamed = {"fidelity": "mode"}
+    wanted = {f.name for f in fields(FidelityConfig)}
+    out = {renamed.get(k, k): v for k, v in search.items() if renamed.get(k, k) in wanted}
+    if isinstance(out.get("rungs"), list):
+        out["rungs"] = tuple(out["rungs"])
+    return out
 
 
 def cmd_search(args: argparse.Namespace) -> int:

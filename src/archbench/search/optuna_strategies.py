@@ -33,6 +33,7 @@ from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
 _CONSTRAINT = "constraints:violation"  # what optuna.trial.Trial.set_constraint("violation", v) writes
 _WARM = "archbench_warm_start"  # a finished trial taught from an earlier study, not run in this one
 _RUNG = "archbench_rung"  # a told trial's later result at a higher rung of a funnel: a record, not a trial
+N_STARTUP_TRIALS = 8  # random trials before TPE / GP model the results, when options give no n_startup_trials
 
 
 def _is_ordinal(choices: Sequence[Any]) -> bool:
@@ -160,6 +161,10 @@ class OptunaStrategy(Strategy):
         self._dists = self._encoding.distributions()
 
     @property
+    def n_startup_trials(self) -> int:
+        return int(self.options.get("n_startup_trials", N_STARTUP_TRIALS))
+
+    @property
     def optuna_study(self) -> optuna.Study:
         return self._study
 
@@ -219,10 +224,10 @@ class OptunaStrategy(Strategy):
 
 @STRATEGIES.register("optuna_nsga2")
 class OptunaNSGA2(OptunaStrategy):
-    """Optuna's NSGA-II (``population_size``, default 16)."""
+    """Optuna's NSGA-II (``population_size``, default :data:`~archbench.search.strategy.POPULATION_SIZE`)."""
 
     def make_sampler(self, seed: int) -> BaseSampler:
-        return optuna.samplers.NSGAIISampler(population_size=int(self.options.get("population_size", 16)), seed=seed)
+        return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=seed)
 
 
 @STRATEGIES.register("optuna_nsga3")
@@ -230,7 +235,7 @@ class OptunaNSGA3(OptunaStrategy):
     """Optuna's NSGA-III (reference-point based; better than NSGA-II beyond three objectives)."""
 
     def make_sampler(self, seed: int) -> BaseSampler:
-        return optuna.samplers.NSGAIIISampler(population_size=int(self.options.get("population_size", 16)), seed=seed)
+        return optuna.samplers.NSGAIIISampler(population_size=self.population_size, seed=seed)
 
 
 @STRATEGIES.register("optuna_tpe")
@@ -241,7 +246,7 @@ class OptunaTPE(OptunaStrategy):
     def make_sampler(self, seed: int) -> BaseSampler:
         return optuna.samplers.TPESampler(
             seed=seed,
-            n_startup_trials=int(self.options.get("n_startup_trials", 8)),
+            n_startup_trials=self.n_startup_trials,
             multivariate=True,
             constant_liar=True,
         )
@@ -256,5 +261,5 @@ if hasattr(optuna.samplers, "GPSampler"):
         def make_sampler(self, seed: int) -> BaseSampler:
             return optuna.samplers.GPSampler(
                 seed=seed,
-                n_startup_trials=int(self.options.get("n_startup_trials", 8)),
+                n_startup_trials=self.n_startup_trials,
             )
