@@ -45,7 +45,11 @@ LOADS: list[tuple[str, tuple[str, ...]]] = [
         "archbench.leaderboard",
         ("torch", "optuna", "ray", "transformers", "archbench.search", "archbench.evaluators", "archbench.latency"),
     ),
-    ("archbench.evaluators", ("optuna", "ray", "archbench.search", "archbench.leaderboard")),
+    ("archbench.evaluators.evaluate", ("optuna", "ray", "archbench.search", "archbench.leaderboard")),
+    # the search reads these defaults and types without loading torch
+    ("archbench.evaluators.budget", ("torch", "polars", "archbench.evaluators.evaluate")),
+    ("archbench.evaluators.task", ("torch", "polars", "archbench.evaluators.charlm")),
+    ("archbench.latency.stats", ("torch", "polars", "archbench.latency.measure")),
 ]
 
 # (part of archbench, an import it must not write anywhere, why)

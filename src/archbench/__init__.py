@@ -11,10 +11,10 @@ polars and the leaderboard with it (the arrows of the design; ``tests/test_arrow
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from archbench.errors import ArchbenchError, ArchitectureError, ConfigError, UnknownNameError
+from archbench.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from archbench.leaderboard import Leaderboard
@@ -32,24 +32,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.3.1"
 
-# name -> the module that defines it, imported when the name is first asked for.
 _SPACE_NAMES = ("ATTENTION", "RESIDUALS", "Architecture", "SearchSpace", "build", "dump_config", "load_arch",
                 "save_config", "to_config")  # fmt: skip
-_LAZY = {"Leaderboard": "archbench.leaderboard", **dict.fromkeys(_SPACE_NAMES, "archbench.search_space")}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'archbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
+__getattr__, __dir__ = lazy_exports(__name__, {".leaderboard": ("Leaderboard",), ".search_space": _SPACE_NAMES})
 
 __all__ = [
     "ATTENTION",
