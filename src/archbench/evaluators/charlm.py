@@ -7,7 +7,6 @@ Metrics: ``val_loss`` (nats per byte) and ``val_bpb`` (bits per byte).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -16,13 +15,13 @@ import torch
 
 from archbench.errors import ConfigError
 from archbench.evaluators.corpus import Corpus, load_corpus
-from archbench.evaluators.task import TASKS, Batch, Task, TaskData, bits_per_byte, seq_len_for
+from archbench.evaluators.task import TASKS, Batch, HeldOutData, Task, bits_per_byte, seq_len_for
 
 if TYPE_CHECKING:
     from archbench.search_space.architecture import Architecture
 
 
-class CharLMData(TaskData):
+class CharLMData(HeldOutData):
     def __init__(self, corpus: Corpus, seq_len: int, val_bytes: int) -> None:
         self.corpus = corpus
         self.seq_len = seq_len
@@ -40,10 +39,6 @@ class CharLMData(TaskData):
         idx = starts[:, None] + torch.arange(self.seq_len + 1)
         window = self.train[idx]
         return Batch(window[:, :-1], window[:, 1:])
-
-    def val_batches(self, batch_size: int) -> Iterator[Batch]:
-        for i in range(0, len(self.val_x), batch_size):
-            yield Batch(self.val_x[i : i + batch_size], self.val_y[i : i + batch_size])
 
 
 @TASKS.register("charlm")

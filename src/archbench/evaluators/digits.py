@@ -8,7 +8,6 @@ bidirectional encoder with a mean-pooled head. The split is stratified and fixed
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from archbench.errors import ConfigError
-from archbench.evaluators.task import TASKS, Batch, Task, TaskData
+from archbench.evaluators.task import TASKS, Batch, HeldOutData, Task
 
 if TYPE_CHECKING:
     from archbench.search_space.architecture import Architecture
@@ -39,7 +38,7 @@ def load_split(val_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return tx, ty, vx, vy
 
 
-class DigitsData(TaskData):
+class DigitsData(HeldOutData):
     seq_len = PIXELS
 
     def __init__(self, val_fraction: float) -> None:
@@ -50,10 +49,6 @@ class DigitsData(TaskData):
     def train_batch(self, generator: torch.Generator, batch_size: int) -> Batch:
         idx = torch.randint(0, len(self.train_x), (batch_size,), generator=generator)
         return Batch(self.train_x[idx], self.train_y[idx])
-
-    def val_batches(self, batch_size: int) -> Iterator[Batch]:
-        for i in range(0, len(self.val_x), batch_size):
-            yield Batch(self.val_x[i : i + batch_size], self.val_y[i : i + batch_size])
 
 
 @TASKS.register("digits")

@@ -13,14 +13,13 @@ pay their real cost here. Keys, values and filler use disjoint token ranges. Met
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from archbench.errors import ConfigError
-from archbench.evaluators.task import IGNORE, TASKS, Batch, Task, TaskData, seq_len_for
+from archbench.evaluators.task import IGNORE, TASKS, Batch, HeldOutData, Task, seq_len_for
 
 if TYPE_CHECKING:
     from archbench.search_space.architecture import Architecture
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 VAL_SEED = 0x5EED_7A11  # the fixed validation set's own stream, apart from any training seed
 
 
-class RecallData(TaskData):
+class RecallData(HeldOutData):
     def __init__(self, task: Recall, seq_len: int, pairs: int) -> None:
         self.task = task
         self.seq_len = seq_len
@@ -55,10 +54,6 @@ class RecallData(TaskData):
 
     def train_batch(self, generator: torch.Generator, batch_size: int) -> Batch:
         return self.make(generator, batch_size)
-
-    def val_batches(self, batch_size: int) -> Iterator[Batch]:
-        for i in range(0, len(self.val_x), batch_size):
-            yield Batch(self.val_x[i : i + batch_size], self.val_y[i : i + batch_size])
 
 
 @TASKS.register("recall")

@@ -66,6 +66,17 @@ class TaskData(ABC):
         """The fixed validation set, in a fixed order; never drawn from the training data."""
 
 
+class HeldOutData(TaskData):
+    """Task data whose validation set is held in two tensors, ``val_x`` and ``val_y``, served in order."""
+
+    val_x: Tensor
+    val_y: Tensor
+
+    def val_batches(self, batch_size: int) -> Iterator[Batch]:
+        for i in range(0, len(self.val_x), batch_size):
+            yield Batch(self.val_x[i : i + batch_size], self.val_y[i : i + batch_size])
+
+
 @dataclass(frozen=True)
 class Task(ABC):
     """A task: data, loss and metrics. Subclasses are frozen dataclasses registered in :data:`TASKS`."""
