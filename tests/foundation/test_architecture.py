@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archbench import Architecture, ArchitectureError
+from archbench.search_space import registries
 from archbench.search_space.architecture import FFN_ACTS, NORMS, POS_ENCODINGS, QUANTS
 
-RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 FIELDS = [
     "depth", "width", "heads", "kv_heads", "ffn_ratio", "ffn_act", "norm", "residual", "drop_path", "attention",
     "window", "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len", "tie_embeddings", "bias",

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from archbench import Architecture, build
+from archbench.search_space import registries
 from archbench.search_space.kv_cache import KVLayer, LinearState
 from archbench.search_space.model import DecoderLM
 
-RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 POS = ["learned", "rope", "none"]
 VOCAB, WINDOW, NEW = 61, 8, 64
 
@@ -22,7 +23,7 @@ def lm(**kw: object) -> DecoderLM:
         depth=3, width=32, heads=4, kv_heads=2, vocab_size=VOCAB, max_seq_len=96, ffn_ratio=2.0
     )
     base.update(kw)
-    if base.get("attention") in ("sliding_window", "block_sparse"):
+    if registries.ATTENTION.meta(str(base.get("attention", "dense"))).get("uses_window"):
         base.setdefault("window", WINDOW)
     torch.manual_seed(0)
     model = build(Architecture(**base)).eval()  # type: ignore[arg-type]

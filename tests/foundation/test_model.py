@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from archbench import Architecture, build
-from archbench.search_space import attention
+from archbench.search_space import attention, registries
 from archbench.search_space.attention import BlockSparse, Linear, SlidingWindow, make_pattern
 from archbench.search_space.model import POS_INIT_SCALE, DecoderLM, EncoderClassifier, count_params, sinusoids
 from archbench.search_space.residual import DeepNet
 
-RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 POS = ["learned", "rope", "none"]
 VOCAB, SEQ = 61, 24
 
@@ -24,7 +24,7 @@ VOCAB, SEQ = 61, 24
 def tiny(**kw: object) -> Architecture:
     base: dict[str, object] = dict(depth=2, width=32, heads=4, vocab_size=VOCAB, max_seq_len=32, ffn_ratio=2.0)
     base.update(kw)
-    if base.get("attention") in ("sliding_window", "block_sparse") and "window" not in kw:
+    if registries.ATTENTION.meta(str(base.get("attention", "dense"))).get("uses_window") and "window" not in kw:
         base["window"] = 8
     return Architecture(**base)  # type: ignore[arg-type]
 
