@@ -34,6 +34,7 @@ def lm(**kw: object) -> DecoderLM:
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("residual", "attention", "pos"), list(itertools.product(RESIDUALS, PATTERNS, POS)))
 def test_incremental_logits_equal_the_full_forward(residual: str, attention: str, pos: str) -> None:
     """Greedy decoding of 64 tokens from the cache gives the logits of the full forward pass (fp32, 1e-5)."""

@@ -34,6 +34,7 @@ def lm_loss(model: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), idx[:, 1:].reshape(-1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("residual", "attention", "pos"), list(itertools.product(RESIDUALS, PATTERNS, POS)))
 def test_forward_backward_every_combination(residual: str, attention: str, pos: str) -> None:
     torch.manual_seed(0)
@@ -96,6 +97,7 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     return scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [SlidingWindow, BlockSparse])
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize(("seq", "window"), [(64, 16), (96, 24), (50, 7)])

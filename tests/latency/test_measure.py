@@ -120,6 +120,7 @@ def test_a_model_without_an_architecture_needs_one() -> None:
         measure_model(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 def test_training_step_memory_when_asked() -> None:
     model = build(ARCH)
     result = measure_model(
