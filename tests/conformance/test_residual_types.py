@@ -54,20 +54,19 @@ def test_it_trains_in_the_decoder_every_parameter_learns_and_the_loss_falls(name
     torch.manual_seed(0)
     model = build(arch(name)).train()
     idx = torch.randint(0, VOCAB, (4, SEQ + 1), generator=torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = float(lm_loss(model, idx).detach())
     assert torch.isfinite(torch.tensor(first))
-    for _ in range(30):  # one fixed batch: any working model memorises some of it
+    for step in range(12):  # one fixed batch: any working model memorises some of it
         opt.zero_grad()
-        loss = lm_loss(model, idx)
-        loss.backward()
-        for pname, p in model.named_parameters():
-            assert p.grad is not None and torch.isfinite(p.grad).all(), f"{pname}: no or a non-finite gradient"
+        lm_loss(model, idx).backward()
+        if step == 1:  # after one step every parameter learns (zero-initialised gates pass nothing before it)
+            for pname, p in model.named_parameters():
+                assert p.grad is not None and torch.isfinite(p.grad).all(), f"{pname}: no or a non-finite gradient"
+                assert p.grad.abs().sum() > 0, f"{pname} gets a zero gradient"
         opt.step()
-    # after the first step every parameter learns (zero-initialised gates pass no gradient before it)
-    assert all(p.grad.abs().sum() > 0 for p in model.parameters())  # type: ignore[union-attr]
     with torch.no_grad():
-        assert float(lm_loss(model, idx)) < 0.9 * first
+        assert float(lm_loss(model, idx)) < 0.7 * first
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -60,6 +60,7 @@ def test_forward_backward_every_combination(residual: str, attention: str, pos: 
         assert p.grad.abs().sum() > 0, f"{name} gets a zero gradient"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", PATTERNS)
 @pytest.mark.parametrize("residual", RESIDUALS)
 def test_encoder_classifier(residual: str, attention: str) -> None:
