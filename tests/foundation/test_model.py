@@ -317,6 +317,7 @@ def test_gpu_training_step_every_pattern(attention: str) -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", PATTERNS)
 @pytest.mark.parametrize("kv_heads", [1, 2])
 def test_grouped_query_attention_every_pattern(attention: str, kv_heads: int) -> None:

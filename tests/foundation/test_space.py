@@ -68,6 +68,7 @@ def test_sampling_is_roughly_uniform_over_a_coupled_field() -> None:
     assert counts["block_sparse"] > 1.5 * counts["linear"]
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @settings(max_examples=200, deadline=None)
 def test_decode_of_any_vector_is_valid_and_in_space(data: st.DataObject) -> None:

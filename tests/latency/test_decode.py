@@ -95,6 +95,7 @@ def arch_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_decode_and_generate_json(arch_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["measure", str(arch_file), "--mode", "decode", "--batch", "2", "--context", "30",
                  "--format", "json", *FAST]) == 0  # fmt: skip
