@@ -26,7 +26,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,40 @@ COUPLED = ("depth", "unique_layers", "width", "heads", "kv_heads", "pos_encoding
 _FOLLOWS = {"unique_layers": "depth", "kv_heads": "heads"}
 
 _BUILTIN: dict[str, SearchSpace] = {}
+
+
+@lru_cache(maxsize=64)
+def _coupled_table(
+    coupled: tuple[tuple[Any, ...], ...], base: tuple[tuple[str, Any], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over the coupled fields' product (``coupled``: their choices, in :data:`COUPLED` order) with
+    the other fields at ``base``. Kept per process: it validates every combination (seconds for lm_small),
+    and every space with the same coupled choices (a reload, ``for_device``) shares it. Read-only arrays."""
+    ranges = [range(len(c)) for c in coupled]
+    values = dict(base)
+    seen: set[tuple[Any, ...]] = set()
+    valid: list[tuple[int, ...]] = []
+    distinct: list[tuple[int, ...]] = []
+    for idx in itertools.product(*ranges):
+        try:
+            arch = Architecture.from_dict(
+                {**values, **{k: c[i] for k, c, i in zip(COUPLED, coupled, idx, strict=True)}}
+            )
+        except ArchitectureError:
+            continue
+        valid.append(idx)
+        key = tuple(getattr(arch, k) for k in COUPLED)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(idx)
+    width = len(COUPLED)
+    tables = (
+        np.array(valid, dtype=np.int64).reshape(len(valid), width),
+        np.array(distinct, dtype=np.int64).reshape(len(distinct), width),
+    )
+    for table in tables:
+        table.flags.writeable = False  # shared by every space with these choices
+    return tables
 
 
 @dataclass(frozen=True)
@@ -146,28 +180,15 @@ class SearchSpace:
 
     @cached_property
     def _coupled_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """One pass over the coupled fields' product: (every valid index vector, the first vector of each
-        distinct canonical architecture). The first are repair targets, the second sampling's support."""
-        ranges = [range(len(self.choices[k])) for k in COUPLED]
-        base = self._first_independent()
-        seen: set[tuple[Any, ...]] = set()
-        valid: list[tuple[int, ...]] = []
-        distinct: list[tuple[int, ...]] = []
-        for idx in itertools.product(*ranges):
-            try:
-                arch = Architecture.from_dict({**base, **self._coupled_values(idx)})
-            except ArchitectureError:
-                continue
-            valid.append(idx)
-            key = tuple(getattr(arch, k) for k in COUPLED)
-            if key not in seen:
-                seen.add(key)
-                distinct.append(idx)
-        width = len(COUPLED)
-        return (
-            np.array(valid, dtype=np.int64).reshape(len(valid), width),
-            np.array(distinct, dtype=np.int64).reshape(len(distinct), width),
-        )
+        """(every valid index vector, the first vector of each distinct canonical architecture) over the
+        coupled fields: the first are repair targets, the second sampling's support."""
+        coupled = tuple(self.choices[k] for k in COUPLED)
+        base = tuple(self._first_independent().items())
+        try:
+            hash((coupled, base))
+        except TypeError:  # a choice that is no scalar: let validation name it, uncached
+            return _coupled_table.__wrapped__(coupled, base)
+        return _coupled_table(coupled, base)
 
     @property
     def _valid_coupled(self) -> np.ndarray:
