@@ -21,6 +21,7 @@ def model_and_input(attention: str = "dense") -> tuple[torch.nn.Module, torch.Te
     return build(arch).eval(), torch.randint(0, 97, (2, 32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", PATTERNS)
 @pytest.mark.parametrize(
     ("quant", "dtype", "tol"),
