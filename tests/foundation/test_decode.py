@@ -99,6 +99,7 @@ def _cache_sizes(model: DecoderLM, steps: int) -> list[tuple[tuple[int, ...], in
     return sizes
 
 
+@pytest.mark.slow
 def test_dense_cache_grows_with_the_context() -> None:
     sizes = _cache_sizes(lm(attention="dense"), 40)
     assert [s[0][0] for s in sizes] == list(range(4, 44))
@@ -106,12 +107,14 @@ def test_dense_cache_grows_with_the_context() -> None:
     assert sizes[-1][1] == 3 * 2 * 2 * 8 * 4 * 43
 
 
+@pytest.mark.slow
 def test_sliding_window_cache_never_grows_past_the_window() -> None:
     sizes = _cache_sizes(lm(attention="sliding_window"), 80)
     assert max(length for s in sizes for length in s[0]) == WINDOW - 1
     assert len({nbytes for _, nbytes in sizes[10:]}) == 1  # bounded: the same bytes however long it runs
 
 
+@pytest.mark.slow
 def test_block_sparse_cache_is_bounded_by_three_blocks() -> None:
     sizes = _cache_sizes(lm(attention="block_sparse"), 80)
     assert max(length for s in sizes for length in s[0]) <= 3 * WINDOW
