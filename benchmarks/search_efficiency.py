@@ -119,7 +119,8 @@ class Point:
 
 
 class GridSpace:
-    """``n_var`` integer variables with ``levels`` values each: the encodings a strategy needs."""
+    """``n_var`` integer variables with ``levels`` values each: the integer encoding a strategy needs (Optuna's
+    strategies build their parameters on it)."""
 
     def __init__(self, n_var: int, levels: int = 101) -> None:
         self.name, self.n_var, self.levels = f"grid{n_var}", n_var, levels
@@ -137,14 +138,6 @@ class GridSpace:
     def sample(self, n: int, seed: int = 0) -> list[Point]:
         rng = np.random.default_rng(seed)
         return [Point(tuple(int(v) for v in rng.integers(0, self.levels, self.n_var))) for _ in range(n)]
-
-    def optuna_distributions(self) -> dict[str, Any]:
-        from optuna.distributions import IntDistribution
-
-        return {f: IntDistribution(0, self.levels - 1) for f in self.free_fields}
-
-    def from_optuna(self, params: dict[str, Any]) -> Point:
-        return Point(tuple(int(params[f]) for f in self.free_fields))
 
 
 def hv(points: np.ndarray, ref: np.ndarray) -> float:

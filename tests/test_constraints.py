@@ -49,6 +49,7 @@ def test_lists_round_trip_in_every_written_form(cs: list[Constraint], wrap: str,
     assert parse_constraints([f"'{c}'" for c in cs]) == tuple(cs)  # quoted items, as YAML/Hydra may leave them
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(st.text(max_size=40))
 def test_any_text_parses_or_fails_in_one_line(text: str) -> None:

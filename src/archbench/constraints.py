@@ -31,29 +31,14 @@ from typing import Any
 import polars as pl
 
 from archbench.errors import ConfigError
+from archbench.metrics import names
 
 OPS = ("<=", "<", ">=", ">")
 ALIASES = {"≤": "<=", "≥": ">=", "=<": "<=", "=>": ">="}
 NEGATION = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
 TINY = 1e-12  # the smallest scale of a relative violation (a bound of 0)
 STRICT_EPS = sys.float_info.epsilon  # violation of a strict bound met exactly
-PRETRAIN_METRICS = (
-    "params",
-    "flops",
-    "model_bytes",
-    "latency_ms",
-    "latency_p90_ms",
-    "energy_mj",
-    "energy_above_idle_mj",
-    "avg_power_w",
-    "peak_mem_mb",
-    "prefill_ms",
-    "decode_ms_per_token",
-    "decode_p90_ms",
-    "ttft_ms",
-    "tpot_ms",
-    "kv_cache_mb",
-)
+PRETRAIN_METRICS = names(pretrain=True)  # measured without training: see archbench.metrics
 ALLOWED = "write METRIC OP NUMBER with OP one of <=, <, >=, > (e.g. latency_ms<=20), several separated by commas"
 
 _METRIC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

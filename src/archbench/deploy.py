@@ -21,13 +21,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from archbench.errors import ConfigError
+from archbench.metrics import MODES, names
 
-MODES = ("prefill", "decode", "generate")
 EXEC_MODES = ("eager", "compile")
-MODE_METRICS: dict[str, tuple[str, ...]] = {
-    "decode": ("decode_ms_per_token", "decode_p90_ms", "decode_cv", "decode_samples", "kv_cache_mb"),
-    "generate": ("ttft_ms", "tpot_ms", "generate_cv", "generate_samples"),
-}
+# The metrics only a mode beyond prefill measures (prefill is always run).
+MODE_METRICS: dict[str, tuple[str, ...]] = {mode: names(mode=mode) for mode in MODES if mode != "prefill"}
 
 
 @dataclass(frozen=True)

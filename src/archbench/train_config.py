@@ -1,4 +1,8 @@
-"""``TrainConfig``: the optimiser and learning-rate schedule of a trial (torch-free, so configs load fast)."""
+"""``TrainConfig``: the optimiser and learning-rate schedule of a trial (torch-free, so configs load fast).
+
+Plain settings only: the schedule's arithmetic is :func:`archbench.evaluators.schedule.lr_multiplier`, so that
+this module imports nothing from the evaluators (which import it).
+"""
 
 from __future__ import annotations
 
@@ -69,14 +73,3 @@ class TrainConfig:
     def warmup_of(self, total: int) -> int:
         """Warm-up steps of a run of ``total`` steps."""
         return self.warmup_steps if self.warmup_steps is not None else math.ceil(self.warmup_frac * total)
-
-    def factor(self, step: int, total: int | None, progress: float) -> float:
-        """The learning-rate multiplier of step ``step`` (0-based) of ``total`` (None: a time budget,
-        cosine only, at ``progress``)."""
-        from archbench.evaluators.schedule import lr_factor, wsd_factor
-
-        if self.schedule == "wsd" and total is not None:
-            return wsd_factor(step, total, self.warmup_of(total), self.decay_frac, self.min_lr_frac)
-        if self.warmup_steps is not None and total is not None:
-            return lr_factor(progress, min(self.warmup_steps / total, 0.999), self.min_lr_frac)
-        return lr_factor(progress, self.warmup_frac, self.min_lr_frac)

@@ -14,49 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from archbench.metrics import TABLE
 from archbench.run_settings import RunSettings
 from archbench.search_space.architecture import Architecture
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported", "infeasible")
 
-# Known metric columns and their meaning. Evaluators and measurement fill these names; others may be
-# added (any extra metric becomes a float column), but these are the ones the CLI and docs know.
-METRICS: dict[str, str] = {
-    "val_loss": "validation loss of the float model (nats per token)",
-    "val_bpb": "validation bits per byte of the float model (charlm)",
-    "val_acc": "validation accuracy of the float model (classification / recall)",
-    "val_loss_quant": "validation loss after applying the architecture's quant",
-    "val_bpb_quant": "validation bits per byte after quant",
-    "val_acc_quant": "validation accuracy after quant",
-    "train_time_s": "wall time of the training budget (s)",
-    "train_tokens_per_s": "training throughput (tokens/s)",
-    "train_resumed_steps": "training steps that came from a shorter run's state (0: from scratch)",
-    "latency_ms": "median inference latency (ms)",
-    "latency_p90_ms": "90th percentile inference latency (ms)",
-    "latency_cv": "coefficient of variation of the latency samples",
-    "latency_iqr_ms": "interquartile range of the latency samples (ms)",
-    "latency_samples": "number of timed samples",
-    "energy_mj": "energy per inference (mJ), NVML total-energy counter",
-    "energy_above_idle_mj": "energy per inference above idle power (mJ)",
-    "avg_power_w": "average power during the energy window (W)",
-    "peak_mem_mb": "peak device memory of one inference (MiB)",
-    "params": "parameter count (shared and tied weights once)",
-    "flops": "FLOPs per inference (torch's counter; attention counted from the mask)",
-    "model_bytes": "model size in bytes after quant",
-    "roofline_fraction": "achieved fraction of the roofline floor time",
-    "prefill_ms": "forward latency over the prompt (ms): latency_ms under its deployment name",
-    "decode_ms_per_token": "median time of one decode step from a warm KV cache (ms per token)",
-    "decode_p90_ms": "90th percentile of the decode step time (ms)",
-    "decode_cv": "coefficient of variation of the decode step samples",
-    "decode_samples": "number of timed decode steps",
-    "ttft_ms": "time to first token of a generation: prefill of the prompt (ms)",
-    "tpot_ms": "time per output token of a generation after the first (ms)",
-    "generate_cv": "coefficient of variation of whole-generation times",
-    "generate_samples": "number of timed generations",
-    "kv_cache_mb": "size of the KV cache (or recurrent state) at the measured context (MiB)",
-    "compile_s": "torch.compile time of the measured call (s); null when eager",
-}
-
+# Known metric columns and their meaning (from the metric table). Evaluators and measurement fill these
+# names; others may be added (any extra metric becomes a float column), but these are the ones archbench knows.
+METRICS: dict[str, str] = {m.name: m.description for m in TABLE}
 
 # The null reason of a quantized model's quality that was not computed (a funnel's screening rungs).
 NOT_VALIDATED = "not validated: validate_quant=False (a screening rung of a funnel ranks on other metrics)"

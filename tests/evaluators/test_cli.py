@@ -16,6 +16,7 @@ def arch_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_prints_a_json_row(arch_file, capsys) -> None:
     args = ["--task", "digits", "--budget", "steps=3", "--no-measure", "--format", "json"]
     rc = main(["evaluate", str(arch_file), *args])

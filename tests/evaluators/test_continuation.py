@@ -41,6 +41,7 @@ def test_bad_schedule_settings_are_one_line(kwargs: dict, message: str) -> None:
         TrainConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_a_continued_run_is_bit_for_bit_the_long_run_from_scratch(tmp_path: Path) -> None:
     short = evaluate(DROPPY, "charlm", "steps=10", config=WSD, measure=False, save_state=tmp_path / "s.pt")
     assert short.status == "ok" and (tmp_path / "s.pt").exists()
@@ -53,6 +54,7 @@ def test_a_continued_run_is_bit_for_bit_the_long_run_from_scratch(tmp_path: Path
     assert went_on.to_row()["train_schedule"] == scratch.to_row()["train_schedule"] == WSD.label()
 
 
+@pytest.mark.slow
 def test_a_state_the_run_cannot_continue_is_ignored_and_it_trains_from_scratch(tmp_path: Path) -> None:
     evaluate(DROPPY, "charlm", "steps=10", config=WSD, measure=False, save_state=tmp_path / "s.pt")
     other = TrainConfig(schedule="wsd", warmup_steps=3, batch_size=8)  # another warm-up: another model

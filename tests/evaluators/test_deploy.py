@@ -39,6 +39,7 @@ def test_bad_deploy_settings_are_one_line(data: dict[str, object], message: str)
         Deploy.from_dict(data)
 
 
+@pytest.mark.slow
 def test_prefill_only_leaves_decode_metrics_null_with_the_reason() -> None:
     r = evaluate(TINY, "charlm", "steps=2", config=TrainConfig(batch_size=8))
     assert r.status == "ok", r.reason
@@ -64,6 +65,7 @@ def test_decode_and_generate_metrics_land_on_the_row() -> None:
     assert row["measure_mode"] == "prefill+decode+generate" and row["decode_recompiles_in_window"] == 0
 
 
+@pytest.mark.slow
 def test_a_decode_constraint_is_checked_before_training() -> None:
     r = evaluate(TINY, "charlm", "steps=50", config=TrainConfig(batch_size=8), constraints="kv_cache_mb<=0.00001")
     assert r.status == "infeasible" and "kv_cache_mb" in r.reason

@@ -37,6 +37,7 @@ def test_charlm_training_gets_well_below_a_uniform_byte_predictor() -> None:
     assert r.metrics["train_tokens_per_s"] > 0 and r.metrics["train_time_s"] > 0
 
 
+@pytest.mark.slow
 def test_same_seed_twice_gives_the_same_result_and_another_seed_does_not() -> None:
     arch = TINY.replace(drop_path=0.1, depth=2)  # drop_path draws random numbers in training
     runs = [evaluate(arch, "charlm", "steps=15", seed=s, measure=False, config=_fast()) for s in (3, 3, 4)]
@@ -77,6 +78,7 @@ def test_huge_learning_rate_is_recorded_as_diverged_not_raised() -> None:
     assert r.to_row()["status"] == "diverged"
 
 
+@pytest.mark.slow
 def test_quantized_quality_is_measured_on_the_converted_model() -> None:
     for quant in ("int8", "bf16"):
         r = evaluate(TINY.replace(quant=quant), "charlm", "steps=20", measure=False, config=_fast())
@@ -94,6 +96,7 @@ def test_a_quant_the_device_cannot_run_is_unsupported_before_any_training() -> N
     assert r.metrics["latency_ms"] is None
 
 
+@pytest.mark.slow
 def test_digits_and_recall_report_accuracy() -> None:
     d = evaluate(TINY.replace(max_seq_len=64), "digits", "steps=100", measure=False)
     assert d.status == "ok", d.reason
@@ -104,6 +107,7 @@ def test_digits_and_recall_report_accuracy() -> None:
     assert "val_bpb" not in r.metrics
 
 
+@pytest.mark.slow
 def test_token_and_seconds_budgets() -> None:
     data = Digits().prepare(TINY.replace(max_seq_len=64))
     model = Digits().build(TINY.replace(max_seq_len=64))
@@ -206,6 +210,7 @@ def test_caller_errors_raise_at_once() -> None:
         TrainConfig(lr=-1.0)
 
 
+@pytest.mark.slow
 def test_validate_quant_false_leaves_the_quantized_quality_null_with_the_reason() -> None:
     from archbench.trial import NOT_VALIDATED
 
@@ -233,6 +238,7 @@ def _efforts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+@pytest.mark.slow
 def test_a_quick_look_measures_with_the_screening_rule_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _efforts(monkeypatch)
     quick = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True)
@@ -245,6 +251,7 @@ def test_a_quick_look_measures_with_the_screening_rule_and_says_so(monkeypatch: 
     assert quick.hardware["latency_stop_reason"] in ("converged", "median_precise", "time_cap", "max_samples")
 
 
+@pytest.mark.slow
 def test_a_quick_look_never_rejects_on_a_timed_constraint_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _efforts(monkeypatch)
     timed = evaluate(TINY, "charlm", "steps=2", config=_fast(), screen=True, constraints="latency_ms<=1e-9")

@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archbench import Architecture, ArchitectureError
+from archbench.search_space import registries
 from archbench.search_space.architecture import FFN_ACTS, NORMS, POS_ENCODINGS, QUANTS
 
-RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 FIELDS = [
     "depth", "width", "heads", "kv_heads", "ffn_ratio", "ffn_act", "norm", "residual", "drop_path", "attention",
     "window", "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len", "tie_embeddings", "bias",
@@ -57,6 +58,7 @@ def test_field_names_are_exactly_the_contract() -> None:
     assert list(Architecture.field_names()) == FIELDS
 
 
+@pytest.mark.slow
 @given(architectures())
 @settings(max_examples=200, deadline=None)
 def test_round_trip_dict_yaml_and_id(arch: Architecture) -> None:
@@ -142,6 +144,7 @@ def test_invalid_values_fail_with_one_line(kwargs: dict, field: str, allowed: st
     assert info.value.field == field
 
 
+@pytest.mark.slow
 @given(architectures(), st.sampled_from(FIELDS), st.sampled_from(["bogus", -3, None, 3.7, [1], True]))
 @settings(max_examples=300, deadline=None)
 def test_any_bad_value_is_a_one_line_error_naming_the_field(arch: Architecture, field: str, bad: object) -> None:

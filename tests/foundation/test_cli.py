@@ -55,6 +55,7 @@ def _arch(doc: dict) -> Architecture:
     return Architecture.from_dict({k: v for k, v in doc.items() if k != "arch_id"})
 
 
+@pytest.mark.slow
 def test_space_sample_keeps_fp8_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "space", "sample", "space=lm_small", "--n", "300", "--any-device")
     assert code == 0 and any(d["quant"] == "fp8" for d in yaml.safe_load(out))
@@ -100,6 +101,7 @@ def test_argparse_errors_exit_2_without_traceback(capsys: pytest.CaptureFixture[
     assert "'zero' is not an integer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("archbench")
     result = subprocess.run([str(exe), "space", "sample", "--n", "1"], capture_output=True, text=True, check=False)

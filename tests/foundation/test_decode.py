@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from archbench import Architecture, build
+from archbench.search_space import registries
 from archbench.search_space.kv_cache import KVLayer, LinearState
 from archbench.search_space.model import DecoderLM
 
-RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 POS = ["learned", "rope", "none"]
 VOCAB, WINDOW, NEW = 61, 8, 64
 
@@ -22,7 +23,7 @@ def lm(**kw: object) -> DecoderLM:
         depth=3, width=32, heads=4, kv_heads=2, vocab_size=VOCAB, max_seq_len=96, ffn_ratio=2.0
     )
     base.update(kw)
-    if base.get("attention") in ("sliding_window", "block_sparse"):
+    if registries.ATTENTION.meta(str(base.get("attention", "dense"))).get("uses_window"):
         base.setdefault("window", WINDOW)
     torch.manual_seed(0)
     model = build(Architecture(**base)).eval()  # type: ignore[arg-type]
@@ -33,6 +34,7 @@ def lm(**kw: object) -> DecoderLM:
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("residual", "attention", "pos"), list(itertools.product(RESIDUALS, PATTERNS, POS)))
 def test_incremental_logits_equal_the_full_forward(residual: str, attention: str, pos: str) -> None:
     """Greedy decoding of 64 tokens from the cache gives the logits of the full forward pass (fp32, 1e-5)."""
@@ -97,6 +99,7 @@ def _cache_sizes(model: DecoderLM, steps: int) -> list[tuple[tuple[int, ...], in
     return sizes
 
 
+@pytest.mark.slow
 def test_dense_cache_grows_with_the_context() -> None:
     sizes = _cache_sizes(lm(attention="dense"), 40)
     assert [s[0][0] for s in sizes] == list(range(4, 44))
@@ -104,12 +107,14 @@ def test_dense_cache_grows_with_the_context() -> None:
     assert sizes[-1][1] == 3 * 2 * 2 * 8 * 4 * 43
 
 
+@pytest.mark.slow
 def test_sliding_window_cache_never_grows_past_the_window() -> None:
     sizes = _cache_sizes(lm(attention="sliding_window"), 80)
     assert max(length for s in sizes for length in s[0]) == WINDOW - 1
     assert len({nbytes for _, nbytes in sizes[10:]}) == 1  # bounded: the same bytes however long it runs
 
 
+@pytest.mark.slow
 def test_block_sparse_cache_is_bounded_by_three_blocks() -> None:
     sizes = _cache_sizes(lm(attention="block_sparse"), 80)
     assert max(length for s in sizes for length in s[0]) <= 3 * WINDOW

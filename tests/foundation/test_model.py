@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from archbench import Architecture, build
-from archbench.search_space import attention
+from archbench.search_space import attention, registries
 from archbench.search_space.attention import BlockSparse, Linear, SlidingWindow, make_pattern
 from archbench.search_space.model import POS_INIT_SCALE, DecoderLM, EncoderClassifier, count_params, sinusoids
 from archbench.search_space.residual import DeepNet
 
-RESIDUALS = ["pre_ln", "post_ln", "deepnet", "rezero", "value_residual", "denseformer", "laurel"]
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 POS = ["learned", "rope", "none"]
 VOCAB, SEQ = 61, 24
 
@@ -24,7 +24,7 @@ VOCAB, SEQ = 61, 24
 def tiny(**kw: object) -> Architecture:
     base: dict[str, object] = dict(depth=2, width=32, heads=4, vocab_size=VOCAB, max_seq_len=32, ffn_ratio=2.0)
     base.update(kw)
-    if base.get("attention") in ("sliding_window", "block_sparse") and "window" not in kw:
+    if registries.ATTENTION.meta(str(base.get("attention", "dense"))).get("uses_window") and "window" not in kw:
         base["window"] = 8
     return Architecture(**base)  # type: ignore[arg-type]
 
@@ -34,6 +34,7 @@ def lm_loss(model: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), idx[:, 1:].reshape(-1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("residual", "attention", "pos"), list(itertools.product(RESIDUALS, PATTERNS, POS)))
 def test_forward_backward_every_combination(residual: str, attention: str, pos: str) -> None:
     torch.manual_seed(0)
@@ -59,6 +60,7 @@ def test_forward_backward_every_combination(residual: str, attention: str, pos: 
         assert p.grad.abs().sum() > 0, f"{name} gets a zero gradient"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", PATTERNS)
 @pytest.mark.parametrize("residual", RESIDUALS)
 def test_encoder_classifier(residual: str, attention: str) -> None:
@@ -96,6 +98,7 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     return scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [SlidingWindow, BlockSparse])
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize(("seq", "window"), [(64, 16), (96, 24), (50, 7)])
@@ -314,6 +317,7 @@ def test_gpu_training_step_every_pattern(attention: str) -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", PATTERNS)
 @pytest.mark.parametrize("kv_heads", [1, 2])
 def test_grouped_query_attention_every_pattern(attention: str, kv_heads: int) -> None:

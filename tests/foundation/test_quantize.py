@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from archbench import Architecture, build
+from archbench.search_space import registries
 from archbench.search_space.quantize import quantize, supported_quants, unsupported_reason
 
-PATTERNS = ["dense", "sliding_window", "block_sparse", "linear"]
+PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 
 
 def model_and_input(attention: str = "dense") -> tuple[torch.nn.Module, torch.Tensor]:
@@ -20,6 +21,7 @@ def model_and_input(attention: str = "dense") -> tuple[torch.nn.Module, torch.Te
     return build(arch).eval(), torch.randint(0, 97, (2, 32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", PATTERNS)
 @pytest.mark.parametrize(
     ("quant", "dtype", "tol"),

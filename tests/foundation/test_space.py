@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archbench import Architecture, ConfigError, SearchSpace
+from archbench.search.optuna_strategies import OptunaEncoding
 from archbench.search_space.space import COUPLED
 
 
@@ -67,6 +68,7 @@ def test_sampling_is_roughly_uniform_over_a_coupled_field() -> None:
     assert counts["block_sparse"] > 1.5 * counts["linear"]
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @settings(max_examples=200, deadline=None)
 def test_decode_of_any_vector_is_valid_and_in_space(data: st.DataObject) -> None:
@@ -98,7 +100,8 @@ def test_encode_refuses_an_architecture_outside_the_space(space: SearchSpace) ->
 
 
 def test_optuna_encoding_with_a_real_study(space: SearchSpace) -> None:
-    dists = space.optuna_distributions()
+    encoding = OptunaEncoding(space)  # the Optuna encoding lives with the Optuna strategies, not in the space
+    dists = encoding.distributions()
     assert set(dists) == set(space.free_fields)
     assert isinstance(dists["depth"], optuna.distributions.IntDistribution)  # ordered: TPE/GP see order
     assert isinstance(dists["residual"], optuna.distributions.CategoricalDistribution)
@@ -106,17 +109,17 @@ def test_optuna_encoding_with_a_real_study(space: SearchSpace) -> None:
     seen = []
     for _ in range(40):
         trial = study.ask(dists)
-        arch = space.from_optuna(trial.params)
+        arch = encoding.to_arch(trial.params)
         assert space.contains(arch)
         seen.append(arch)
         study.tell(trial, [arch.depth * arch.width, -arch.depth])
     assert len({a.arch_id for a in seen}) > 30
     # Warm start: params that map back to a known architecture.
     known = space.sample(1, seed=3)[0]
-    params = space.to_optuna(known)
+    params = encoding.to_params(known)
     for k, v in params.items():
         assert dists[k]._contains(dists[k].to_internal_repr(v))
-    assert space.from_optuna(params) == known
+    assert encoding.to_arch(params) == known
 
 
 def test_pymoo_integer_encoding(space: SearchSpace) -> None:

@@ -33,6 +33,7 @@ def test_decode_reports_per_token_latency_and_the_cache_size() -> None:
     TrialResult(ARCH, task="t", status="ok", metrics=m.metrics, null_reasons=m.null_reasons)
 
 
+@pytest.mark.slow
 def test_bounded_caches_do_not_grow_with_the_context() -> None:
     sizes = {}
     for attention in ("dense", "sliding_window", "linear"):
@@ -46,6 +47,7 @@ def test_bounded_caches_do_not_grow_with_the_context() -> None:
     assert sizes["linear"][0] == sizes["linear"][1]
 
 
+@pytest.mark.slow
 def test_generate_reports_ttft_and_tpot() -> None:
     m = measure_generate(build(ARCH), ARCH, batch=2, prompt=24, new_tokens=8, rule=RULE)
     assert {k for k, v in m.metrics.items() if v is None} == {"compile_s"}
@@ -95,6 +97,7 @@ def arch_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_decode_and_generate_json(arch_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["measure", str(arch_file), "--mode", "decode", "--batch", "2", "--context", "30",
                  "--format", "json", *FAST]) == 0  # fmt: skip

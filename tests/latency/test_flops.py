@@ -77,6 +77,7 @@ def test_counting_leaves_the_model_unchanged() -> None:
     assert torch.equal(model(idx), before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("residual", RESIDUALS.names())
 @pytest.mark.parametrize("attention", ATTENTION.names())
 def test_every_residual_and_pattern_can_be_counted(residual: str, attention: str) -> None:

@@ -120,6 +120,7 @@ def test_a_model_without_an_architecture_needs_one() -> None:
         measure_model(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 def test_training_step_memory_when_asked() -> None:
     model = build(ARCH)
     result = measure_model(
@@ -130,8 +131,32 @@ def test_training_step_memory_when_asked() -> None:
     assert all(p.grad is None for p in model.parameters()) and not model.training
     q = quantize(build(ARCH.replace(quant="int8")), "int8", "cpu").model
     quantized = measure_model(q, arch=ARCH, seq_len=16, rule=_rule(), energy=False, memory=False, train_memory=True)
-    value = quantized.metrics["peak_train_mem_mb"]
-    assert value is not None or "training step" in quantized.null_reasons["peak_train_mem_mb"]
+    value, reason = quantized.metrics["peak_train_mem_mb"], quantized.null_reasons.get("peak_train_mem_mb")
+    if value is None:  # a quantized layer without a backward: null, and the reason names the error
+        assert reason is not None and reason.startswith("training step (forward + backward); ") and "Error: " in reason
+    else:  # the deployed (quantized) model's own training step, measured
+        assert value > 0 and reason is None
+
+
+def test_training_step_memory_is_null_with_the_reason_when_the_step_fails() -> None:
+    class NoBackward(torch.nn.Module):
+        """The model's forward without autograd: its training step's backward raises."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return self.inner(idx)
+
+    result = measure_model(NoBackward(build(ARCH)), arch=ARCH, seq_len=16, rule=_rule(), energy=False, memory=False,
+                           train_memory=True)  # fmt: skip
+    assert result.metrics["peak_train_mem_mb"] is None
+    reason = result.null_reasons["peak_train_mem_mb"]
+    assert reason.startswith("training step (forward + backward); ")
+    assert "RuntimeError: element 0 of tensors does not require grad" in reason
+    assert result.metrics["latency_ms"] is not None  # the rest of the measurement is unaffected
 
 
 @pytest.mark.slow

@@ -198,6 +198,7 @@ def test_plot_verb(filled, capsys, tmp_path) -> None:
     assert code == 0 and f"wrote {out}" in text and out.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs(filled) -> None:
     exe = [sys.executable, "-m", "archbench.cli.main"]
     ok = subprocess.run(

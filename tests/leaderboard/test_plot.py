@@ -15,6 +15,7 @@ def test_png_two_objectives(filled, tmp_path) -> None:
     assert img[..., :3].std() > 0.05  # not blank
 
 
+@pytest.mark.slow
 def test_pair_grid_for_three_objectives_is_larger(filled, tmp_path) -> None:
     two = mpimg.imread(filled.plot(tmp_path / "two.png", ["val_loss", "latency_ms"], task="charlm"))
     three = mpimg.imread(filled.plot(tmp_path / "g.png", ["val_loss", "latency_ms", "val_acc:max"], task="charlm"))

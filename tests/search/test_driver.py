@@ -123,6 +123,7 @@ def local_ray() -> object:
     ray.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_every_strategy_through_the_ray_driver(strategy: str, tmp_path: Path, local_ray: object) -> None:
     n = 4 if strategy == "optuna_gp" else 10
@@ -231,6 +232,7 @@ def test_bad_overrides_are_one_line(
     assert not (tmp_path / "lb").exists()  # nothing written for a bad command
 
 
+@pytest.mark.slow
 def test_a_bad_override_through_the_installed_command_is_one_line(tmp_path: Path) -> None:
     """The cases above call the CLI in-process; the console script gives the same line and exit code."""
     result = subprocess.run(
@@ -241,6 +243,7 @@ def test_a_bad_override_through_the_installed_command_is_one_line(tmp_path: Path
     assert not (tmp_path / "lb").exists()
 
 
+@pytest.mark.slow
 def test_an_accelerator_type_the_cluster_lacks_is_refused(tmp_path: Path, local_ray: object) -> None:
     with pytest.raises(ConfigError, match=r"ray.accelerator_type=H100: no node of this cluster has it"):
         run_search(sleep_config(tmp_path, ray=RayConfig(accelerator_type="H100")))

@@ -124,6 +124,7 @@ def _funnel_invariants(df: pl.DataFrame, n_trials: int, eta: int) -> None:
         assert set(top_of_rung(done, OBJ, eta)) <= above
 
 
+@pytest.mark.slow
 def test_rung_rows_in_the_leaderboard_on_ray(tmp_path: Path, local_ray: object) -> None:
     config = sleep_config(tmp_path, n_trials=12, budget="steps=10", fidelity=HALVING, ray=RayConfig(),
                           evaluator_options={"seconds": 0.02})  # fmt: skip
@@ -239,6 +240,7 @@ def test_training_only_tasks_take_the_gpu_fraction_measuring_ones_a_whole_gpu() 
         RayConfig(train_gpu_fraction=1.5)
 
 
+@pytest.mark.slow
 def test_cli_funnel_settings_and_bad_values(tmp_path: Path) -> None:
     from archbench.cli.main import compose
     from archbench.cli.search import config_from_dict
@@ -538,6 +540,7 @@ def test_continuation_settings_that_cannot_work_are_one_line(kwargs: dict, messa
         sleep_config(tmp_path, evaluator="train", evaluator_options={}, fidelity=funnel, train=train, **kwargs)
 
 
+@pytest.mark.slow
 def test_cli_schedule_and_continuation_settings_and_bad_values(tmp_path: Path) -> None:
     from archbench.cli.main import compose
     from archbench.cli.search import config_from_dict

@@ -108,6 +108,7 @@ def test_search_config_defaults_are_plain() -> None:
     assert config.seed_archs == () and config.warm_start is False and config.allow_changes is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["optuna_nsga2", "pymoo_nsga2", "optuna_tpe"])
 def test_constraints_are_checked_before_training_and_strategies_learn(strategy: str, tmp_path: Path) -> None:
     """params<=B excludes about half of the space: no infeasible candidate is trained, every infeasible

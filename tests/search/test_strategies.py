@@ -75,6 +75,7 @@ def test_state_survives_a_crash(name: str, tmp_path: Path) -> None:
     assert nxt is not None and nxt.number not in {a.number for a in asked}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["optuna_nsga2", "pymoo_nsga2", "optuna_tpe"])
 def test_strategies_learn_on_a_toy_problem(name: str, tmp_path: Path) -> None:
     """After 60 trials the strategy's best seen 'speed' beats the median of random proposals."""

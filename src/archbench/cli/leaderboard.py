@@ -33,8 +33,9 @@ from typing import Any
 
 from archbench.cli.argtypes import nonnegative_int, positive_int
 from archbench.errors import ConfigError
+from archbench.metrics import names
 
-QUICK_LOOK = ("val_loss", "val_bpb", "val_acc", "latency_ms", "energy_mj", "peak_mem_mb", "params")
+QUICK_LOOK = names(headline=True)  # the headline metric of each kind (archbench.metrics)
 ARCH_LOOK = ("depth", "width", "heads", "attention", "quant")
 
 
@@ -48,6 +49,14 @@ def _warnings_to_stderr() -> Iterator[None]:
         yield
     for w in caught:
         print(f"archbench: warning: {w.message}", file=sys.stderr)
+
+
+@contextmanager
+def _querying(args: argparse.Namespace) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The leaderboard and the checked filters that ``args`` give; warnings while querying go to stderr."""
+    lb = _open(args)
+    with _warnings_to_stderr():
+        yield lb, _checked_filters(lb, args)
 
 
 def _open(args: argparse.Namespace, must_exist: bool = True) -> Any:
@@ -133,9 +142,7 @@ def _describe(args: argparse.Namespace) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     from archbench.leaderboard import Objective
 
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         df = lb.top(args.top or None, by=args.by, **filters)
     by = [Objective.parse(args.by).name] if args.by else []
     extra = ["error"] if args.status != "ok" else []
@@ -150,9 +157,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from archbench.leaderboard import parse_objectives
 
     objs = parse_objectives(args.objectives, minimum=2)
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         df = lb.pareto(objs, mix_hardware=args.mix_hardware, all_rows=args.all, **filters)
     rank = ["pareto_rank", "pareto_front"] if args.all else ["pareto_rank"]
     default = ["arch_id", "study", "task", "budget", "device_name", *ARCH_LOOK, *(o.name for o in objs), *rank]
@@ -174,18 +179,14 @@ def cmd_hypervolume(args: argparse.Namespace) -> int:
     from archbench.leaderboard import parse_objectives
 
     objs = parse_objectives(args.objectives, minimum=1)
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         df = lb.hypervolume(objs, ref=args.ref, mix_hardware=args.mix_hardware, **filters)
     _emit(df, args, f"hypervolume of {', '.join(map(str, objs))}: {_describe(args)}")
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         df = lb.sql(args.query, **filters)
     _emit(df, args, f"sql: {_describe(args)}")
     return 0
@@ -195,9 +196,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from archbench.leaderboard import parse_objectives
 
     objs = parse_objectives(args.objectives, minimum=2)
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         path = lb.plot(args.out, objs, mix_hardware=args.mix_hardware, **filters)
     print(f"wrote {path}")
     return 0
@@ -239,9 +238,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
     under = _bounds(args.under)
     bounds = [*parse_constraints(under), *parse_constraints(args.where)]
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         filters.pop("where")
         row = lb.pick(
             args.minimize, args.maximize, under=under, where=args.where, mix_hardware=args.mix_hardware, **filters
@@ -257,9 +254,7 @@ def cmd_knee(args: argparse.Namespace) -> int:
     from archbench.leaderboard import parse_objectives
 
     objs = parse_objectives(args.objectives, minimum=2)
-    lb = _open(args)
-    with _warnings_to_stderr():
-        filters = _checked_filters(lb, args)
+    with _querying(args) as (lb, filters):
         row = lb.knee(objs, mix_hardware=args.mix_hardware, **filters)
     title = (
         f"knee of the front of {', '.join(map(str, objs))} (Das 1999, normal boundary intersection): {_describe(args)}"
@@ -391,50 +386,62 @@ class _ExportTo(argparse.Action):
             ns.dir = rest[0]
 
 
+def _verb(
+    verbs: Any,
+    name: str,
+    help: str,
+    func: Any,
+    *,
+    objectives: bool = False,
+    columns: bool = False,
+    export: str | None = None,
+    fmt: bool = True,
+) -> argparse.ArgumentParser:
+    """A verb over the query arguments, with the options several verbs share: ``--objectives`` (and
+    ``--mix-hardware``), ``--export`` of the ``export`` row and ``--columns``."""
+    p = verbs.add_parser(name, help=help)
+    _query_args(p, fmt=fmt)
+    if objectives:
+        _objectives(p)
+    if export:
+        p.add_argument("--export", metavar="FILE.yaml", help=f"also write the {export} row's config (as `export` does)")
+    if columns:
+        p.add_argument("--columns", help="comma-separated columns to print, or all")
+    p.set_defaults(func=func)
+    return p
+
+
 def add_parser(sub: Any) -> None:
     """Register ``leaderboard`` (with its verbs) and ``export`` on the top-level subparsers."""
     lb = sub.add_parser("leaderboard", help="query, plot and maintain the results leaderboard")
     verbs = lb.add_subparsers(dest="leaderboard_command", required=True, metavar="ACTION")
 
-    show = verbs.add_parser("show", help="the best (or latest) rows")
-    _query_args(show)
+    show = _verb(verbs, "show", "the best (or latest) rows", cmd_show, columns=True)
     show.add_argument(
         "--top", type=nonnegative_int, default=20, metavar="K", help="how many rows (default 20; 0 = all)"
     )
     show.add_argument(
         "--by", metavar="METRIC", help="rank by this metric (NAME or NAME:min|max); default: latest first"
     )
-    show.add_argument("--columns", help="comma-separated columns to print, or all")
-    show.set_defaults(func=cmd_show)
 
-    pareto = verbs.add_parser("pareto", help="the non-dominated rows per task, budget and device")
-    _query_args(pareto)
-    _objectives(pareto)
+    pareto = _verb(verbs, "pareto", "the non-dominated rows per task, budget and device", cmd_pareto, objectives=True,
+                   columns=True)  # fmt: skip
     pareto.add_argument("--all", action="store_true", help="every row, with its Pareto rank (0 = front)")
-    pareto.add_argument("--columns", help="comma-separated columns to print, or all")
-    pareto.set_defaults(func=cmd_pareto)
 
-    hv = verbs.add_parser("hypervolume", help="hypervolume of each front (pymoo)")
-    _query_args(hv)
-    _objectives(hv)
+    hv = _verb(verbs, "hypervolume", "hypervolume of each front (pymoo)", cmd_hypervolume, objectives=True)
     hv.add_argument(
         "--ref", type=_floats, metavar="V1,V2,...", help="reference point (default: worst value + 10%% of the range)"
     )
-    hv.set_defaults(func=cmd_hypervolume)
 
-    sql = verbs.add_parser("sql", help="a read-only SQL query over the table `results`")
+    sql = _verb(verbs, "sql", "a read-only SQL query over the table `results`", cmd_sql)
     sql.add_argument("query", help='e.g. "SELECT arch_id, val_loss FROM results WHERE depth > 8"')
-    _query_args(sql)
-    sql.set_defaults(func=cmd_sql)
 
-    plot = verbs.add_parser("plot", help="scatter of all rows with the fronts drawn (pair grid for 3+ objectives)")
-    _query_args(plot, fmt=False)
-    _objectives(plot)
+    plot = _verb(verbs, "plot", "scatter of all rows with the fronts drawn (pair grid for 3+ objectives)", cmd_plot,
+                 objectives=True, fmt=False)  # fmt: skip
     plot.add_argument("--out", required=True, metavar="FILE", help="FILE.png, .svg, .pdf or .html")
-    plot.set_defaults(func=cmd_plot)
 
-    pick = verbs.add_parser("pick", help="the best row under bounds, e.g. lowest val_loss with latency_ms<=20")
-    _query_args(pick)
+    pick = _verb(verbs, "pick", "the best row under bounds, e.g. lowest val_loss with latency_ms<=20", cmd_pick,
+                 columns=True, export="picked")  # fmt: skip
     by = pick.add_mutually_exclusive_group(required=True)
     by.add_argument("--minimize", metavar="METRIC", help="pick the row with the lowest METRIC")
     by.add_argument("--maximize", metavar="METRIC", help="pick the row with the highest METRIC")
@@ -442,16 +449,9 @@ def add_parser(sub: Any) -> None:
         "--under", action="append", metavar="METRIC=BOUND", help="METRIC <= BOUND (repeat for several bounds)"
     )
     pick.add_argument("--mix-hardware", action="store_true", help="allow rows from several devices")
-    pick.add_argument("--export", metavar="FILE.yaml", help="also write the picked row's config (as `export` does)")
-    pick.add_argument("--columns", help="comma-separated columns to print, or all")
-    pick.set_defaults(func=cmd_pick)
 
-    knee = verbs.add_parser("knee", help="the front's point of largest trade-off (Das 1999 NBI knee)")
-    _query_args(knee)
-    _objectives(knee)
-    knee.add_argument("--export", metavar="FILE.yaml", help="also write the knee row's config (as `export` does)")
-    knee.add_argument("--columns", help="comma-separated columns to print, or all")
-    knee.set_defaults(func=cmd_knee)
+    _verb(verbs, "knee", "the front's point of largest trade-off (Das 1999 NBI knee)", cmd_knee, objectives=True,
+          columns=True, export="knee")  # fmt: skip
 
     check = verbs.add_parser("check", help="verify every part; name the bad ones")
     _root(check)

@@ -18,27 +18,14 @@ from typing import Any
 
 from archbench.cli.argtypes import nonnegative_float, positive_float, positive_int
 from archbench.errors import ConfigError
+from archbench.metrics import units
 
-UNITS = {
-    "latency_ms": "ms",
-    "prefill_ms": "ms",
-    "decode_ms_per_token": "ms",
-    "decode_p90_ms": "ms",
-    "ttft_ms": "ms",
-    "tpot_ms": "ms",
-    "kv_cache_mb": "MiB",
-    "compile_s": "s",
-    "latency_p90_ms": "ms",
-    "latency_iqr_ms": "ms",
-    "energy_mj": "mJ",
-    "energy_above_idle_mj": "mJ",
-    "avg_power_w": "W",
-    "peak_mem_mb": "MiB",
-    "model_bytes": "B",
-}
+UNITS = units()  # of the cost metrics printed here (the quality ones are never measured by this command)
 
 
 def add_parser(sub: Any) -> None:
+    from archbench.latency.stats import StopRule  # torch-free: the parser is built on every command
+
     p = sub.add_parser("measure", help="measure latency, energy, memory, FLOPs and size of one architecture")
     p.add_argument("file", help="architecture YAML (as written by `archbench export`) or preset:NAME")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
@@ -54,12 +41,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--new", type=positive_int, default=32, help="generate: new tokens, at least 2 (default 32)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     p.add_argument("--classes", type=positive_int, default=None, help="measure the encoder classifier with K classes")
-    p.add_argument("--cv-target", type=positive_float, default=0.02, help="stop repeating below this CV (0.02)")
+    rule = StopRule()  # its defaults, stated there only
     p.add_argument(
-        "--median-ci", type=nonnegative_float, default=0.01,
-        help="or stop once the median's 95%% CI half-width is under this fraction of it (0.01; 0: off)",
+        "--cv-target", type=positive_float, default=rule.cv_target,
+        help=f"stop repeating below this CV ({rule.cv_target:g})",
     )  # fmt: skip
-    p.add_argument("--time-cap", type=positive_float, default=10.0, help="seconds of timed repetition at most (10)")
+    p.add_argument(
+        "--median-ci", type=nonnegative_float, default=rule.median_ci,
+        help=f"or stop once the median's 95%% CI half-width is under this fraction of it ({rule.median_ci:g}; 0: off)",
+    )  # fmt: skip
+    p.add_argument(
+        "--time-cap", type=positive_float, default=rule.time_cap_s,
+        help=f"seconds of timed repetition at most ({rule.time_cap_s:g})",
+    )  # fmt: skip
     p.add_argument("--energy-window", type=positive_float, default=2.0, help="seconds of the energy window (2)")
     p.add_argument("--no-energy", action="store_true", help="skip the energy window")
     p.add_argument("--flush-l2", action="store_true", help="flush the GPU's L2 before every timed call")

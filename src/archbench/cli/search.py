@@ -69,15 +69,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
     for key, why in REMOVED.items():
         if key in search:
             raise ConfigError(why)
-    rungs = search.get("rungs", (1, 3, 9))
-    fidelity = FidelityConfig(
-        mode=str(search.get("fidelity", "single")),
-        rungs=tuple(rungs) if isinstance(rungs, list | tuple) else rungs,
-        eta=search.get("eta", 3),
-        screen=str(search.get("screen", "quick")),
-        continuation=search.get("continuation", False),
-        calibrate=search.get("calibrate"),
-    )
+    fidelity = FidelityConfig(**_fidelity_settings(search))
     from archbench.train_config import TrainConfig
 
     train_opts = dict(cfg.get("train") or {})
@@ -121,6 +113,21 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
 def _plain(value: Any) -> Any:
     """Tuples as lists: the settings are recorded in the study's JSON identity."""
     return list(value) if isinstance(value, tuple) else value
+
+
+def _fidelity_settings(search: dict[str, Any]) -> dict[str, Any]:
+    """FidelityConfig's settings as the ``search`` section gives them (``fidelity`` is its ``mode``); a
+    setting left out keeps FidelityConfig's own default, stated there only."""
+    from dataclasses import fields
+
+    from archbench.search.fidelity import FidelityConfig
+
+    renamed = {"fidelity": "mode"}
+    wanted = {f.name for f in fields(FidelityConfig)}
+    out = {renamed.get(k, k): v for k, v in search.items() if renamed.get(k, k) in wanted}
+    if isinstance(out.get("rungs"), list):
+        out["rungs"] = tuple(out["rungs"])
+    return out
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -12,6 +12,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from archbench.train_config import TrainConfig
 
 
 def lr_factor(progress: float, warmup_frac: float, min_lr_frac: float) -> float:
@@ -48,3 +52,13 @@ def wsd_factor(step: int, total: int, warmup_steps: int, decay_frac: float, min_
         return 1.0
     t = min((s - start) / decay_steps(total, decay_frac), 1.0)
     return min_lr_frac + (1.0 - min_lr_frac) * (1.0 - math.sqrt(t))
+
+
+def lr_multiplier(config: TrainConfig, step: int, total: int | None, progress: float) -> float:
+    """The learning-rate multiplier of ``config``'s schedule at step ``step`` (0-based) of ``total`` (None: a
+    time budget, cosine only, at ``progress``)."""
+    if config.schedule == "wsd" and total is not None:
+        return wsd_factor(step, total, config.warmup_of(total), config.decay_frac, config.min_lr_frac)
+    if config.warmup_steps is not None and total is not None:
+        return lr_factor(progress, min(config.warmup_steps / total, 0.999), config.min_lr_frac)
+    return lr_factor(progress, config.warmup_frac, config.min_lr_frac)

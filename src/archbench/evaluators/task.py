@@ -36,6 +36,14 @@ if TYPE_CHECKING:
 IGNORE = -100  # target value that is not scored (torch's cross_entropy ignore_index)
 
 TASKS: Registry[type[Task]] = Registry("task")
+# The built-ins by import path: naming them needs no torch; their modules register the classes on import.
+for _name, _target in (
+    ("charlm", "charlm:CharLM"),
+    ("digits", "digits:Digits"),
+    ("recall", "recall:Recall"),
+    ("text", "text:Text"),
+):
+    TASKS.register_lazy(_name, f"archbench.evaluators.{_target}")
 
 
 @dataclass(frozen=True)

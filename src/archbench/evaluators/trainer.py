@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from archbench.errors import ConfigError
 from archbench.evaluators.budget import Budget
-from archbench.evaluators.schedule import decay_start
+from archbench.evaluators.schedule import decay_start, lr_multiplier
 from archbench.evaluators.task import IGNORE, TaskData
 from archbench.train_config import TrainConfig
 
@@ -142,7 +142,7 @@ def train(
             if elapsed >= budget.amount:
                 break
             progress = max(elapsed / budget.amount, 1e-3)
-        lr = config.lr * config.factor(step, total, progress)
+        lr = config.lr * lr_multiplier(config, step, total, progress)
         for group in opt.param_groups:
             group["lr"] = lr
         batch = data.train_batch(generator, batch_size)

@@ -17,7 +17,6 @@ which is then left null with the reason (counted from torch's own compile counte
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,20 +26,30 @@ from torch import Tensor, nn
 
 from archbench.errors import ConfigError
 from archbench.latency.fingerprint import hardware_fingerprint
-from archbench.latency.measure import ModelMeasurement, _cuda_graph, _device, _Record, _resolve_arch, first_call
-from archbench.latency.memory import peak_memory_mb
+from archbench.latency.measure import (
+    ModelMeasurement,
+    _cuda_graph,
+    _device,
+    _flex,
+    _instruments,
+    _Record,
+    _resolve_arch,
+    _tokens,
+    first_call,
+)  # fmt: skip
 from archbench.latency.monitor import Monitor
-from archbench.latency.nvml import Gpu, NullGpu, open_gpu
+from archbench.latency.nvml import Gpu
 from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule, summarize
 from archbench.latency.timing import compile_events, time_unspoiled
+from archbench.metrics import names
 from archbench.search_space.architecture import Architecture
-from archbench.search_space.attention import flex_compile_mode, flex_compiled
-from archbench.search_space.model import count_params
+from archbench.search_space.attention import flex_compiled
 
 EXEC_MODES = ("eager", "compile")
-DECODE_KEYS = ("decode_ms_per_token", "decode_p90_ms", "decode_cv", "decode_samples")
-GENERATE_KEYS = ("ttft_ms", "tpot_ms", "generate_cv", "generate_samples")
+DECODE_KEYS = names(mode="decode", measures="latency")
+GENERATE_KEYS = names(mode="generate", measures="latency")
+ALSO = ("compile_s", "params", "model_bytes")  # reported by every mode beside its own metrics
 
 
 def _decoder(model: nn.Module) -> Callable[..., tuple[Tensor, Any]]:
@@ -54,15 +63,6 @@ def _exec(decode: Callable[..., Any], exec_mode: str) -> Callable[..., Any]:
     if exec_mode not in EXEC_MODES:
         raise ConfigError(f"exec_mode={exec_mode!r}: must be one of {', '.join(EXEC_MODES)}")
     return torch.compile(decode) if exec_mode == "compile" else decode
-
-
-def _sync(device: torch.device) -> Callable[[], None]:
-    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-
-
-def _tokens(arch: Architecture, batch: int, length: int, seed: int, device: torch.device) -> Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, arch.vocab_size, (batch, length), generator=gen).to(device)  # random, never zeros
 
 
 def _hardware(device: torch.device, gpu: Gpu, mode: str, exec_mode: str, method: str, **extra: Any) -> dict[str, Any]:
@@ -102,11 +102,8 @@ def measure_decode(
         )
     model = model.to(device).eval()
     decode = _exec(_decoder(model), exec_mode)
-    sync = _sync(device)
-    if gpu is None:
-        gpu = open_gpu(device.index or torch.cuda.current_device()) if device.type == "cuda" else NullGpu("cpu")
-    rec = _Record()
-    rec.metrics = dict.fromkeys((*DECODE_KEYS, "kv_cache_mb", "peak_mem_mb", "compile_s", "params", "model_bytes"))
+    gpu, sync = _instruments(device, gpu, "cpu")
+    rec = _Record((*names(mode="decode"), "peak_mem_mb", *ALSO))
     prompt = _tokens(arch, batch, context, seed, device)
     nxt = _tokens(arch, batch, 1, seed + 1, device)
     notes: list[str] = []
@@ -134,20 +131,13 @@ def measure_decode(
                 rec.set("decode_p90_ms", s.p90)
                 rec.set("decode_cv", s.cv)
                 rec.set("decode_samples", s.n)
-            if memory:
-                resident = model_bytes(model) + cache.nbytes() + tensor_bytes([nxt])
-                value, note = peak_memory_mb(step, device, resident)
-                rec.set("peak_mem_mb", value, note)
-                notes.append(f"peak_mem_mb: one decode step; {note}")
-            else:
-                rec.null("peak_mem_mb", "memory measurement turned off (memory=False)")
+            resident = model_bytes(model) + cache.nbytes() + tensor_bytes([nxt])
+            note = rec.peak_memory(step, device, resident, memory)
+            notes += [f"peak_mem_mb: one decode step; {note}"] if memory else []
         except torch.OutOfMemoryError as exc:
             reason = f"out of memory at batch={batch}, context={context}: {str(exc).splitlines()[0]}"
-            rec.null((*DECODE_KEYS, "kv_cache_mb", "peak_mem_mb"), reason)
-            if rec.metrics["compile_s"] is None and "compile_s" not in rec.reasons:
-                rec.null("compile_s", reason)
-    rec.set("params", count_params(model))
-    rec.set("model_bytes", model_bytes(model))
+            rec.failed((*DECODE_KEYS, "kv_cache_mb", "peak_mem_mb"), reason)
+    rec.sizes(model)
     hw = _hardware(
         device, gpu, "decode", exec_mode, latency.method if latency else "none",
         decode_batch=batch, decode_context=context,
@@ -189,12 +179,9 @@ def measure_generate(
     model = model.to(device).eval()
     decode = _exec(_decoder(model), exec_mode)
     cuda = device.type == "cuda"
-    sync = _sync(device)
-    if gpu is None:
-        gpu = open_gpu(device.index or torch.cuda.current_device()) if cuda else NullGpu("cpu")
+    gpu, sync = _instruments(device, gpu, "cpu")
     rule = rule or StopRule()
-    rec = _Record()
-    rec.metrics = dict.fromkeys((*GENERATE_KEYS, "kv_cache_mb", "compile_s", "params", "model_bytes"))
+    rec = _Record((*GENERATE_KEYS, "kv_cache_mb", *ALSO))
     ids = _tokens(arch, batch, prompt, seed, device)
     cache_mb: list[float] = []
 
@@ -229,8 +216,7 @@ def measure_generate(
     tpots: list[float] = []
     recompiles = 0
     reason = "not run"
-    flex_mode = flex_compile_mode(flex_compile) if flex_compile is not None else contextlib.nullcontext()
-    with flex_mode, torch.inference_mode():
+    with _flex(flex_compile), torch.inference_mode():
         used_flex = flex_compiled(device)
         try:
             first_call(generate, sync, rec, compiled=exec_mode == "compile")
@@ -265,11 +251,8 @@ def measure_generate(
             rec.set("kv_cache_mb", cache_mb[-1])
         except torch.OutOfMemoryError as exc:
             oom = f"out of memory at batch={batch}, prompt={prompt}, new={new_tokens}: {str(exc).splitlines()[0]}"
-            rec.null((*GENERATE_KEYS, "kv_cache_mb"), oom)
-            if rec.metrics["compile_s"] is None and "compile_s" not in rec.reasons:
-                rec.null("compile_s", oom)
-    rec.set("params", count_params(model))
-    rec.set("model_bytes", model_bytes(model))
+            rec.failed((*GENERATE_KEYS, "kv_cache_mb"), oom)
+    rec.sizes(model)
     hw = _hardware(
         device, gpu, "generate", exec_mode, "cuda_event" if cuda else "perf_counter",
         generate_batch=batch, generate_prompt=prompt, generate_new_tokens=new_tokens,

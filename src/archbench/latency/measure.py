@@ -12,7 +12,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +29,14 @@ from archbench.latency.roofline import Roofline, roofline
 from archbench.latency.size import model_bytes, tensor_bytes
 from archbench.latency.stats import StopRule
 from archbench.latency.timing import LatencyResult, repeat_for, time_unspoiled
+from archbench.metrics import names
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import flex_compile_mode, flex_compiled
 from archbench.search_space.model import count_params
 
-LATENCY_KEYS = ("latency_ms", "prefill_ms", "latency_p90_ms", "latency_cv", "latency_iqr_ms", "latency_samples")
-ENERGY_KEYS = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
-METRIC_KEYS = (
-    *LATENCY_KEYS, *ENERGY_KEYS, "peak_mem_mb", "params", "flops", "model_bytes", "roofline_fraction", "compile_s"
-)  # fmt: skip
+LATENCY_KEYS = names(mode="prefill", measures="latency")
+ENERGY_KEYS = names(mode="prefill", measures="energy")
+METRIC_KEYS = names(mode="prefill")  # every metric of one prefill measurement
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,8 @@ class ModelMeasurement:
 class _Record:
     """Collects metrics and the reasons for the ones left null."""
 
-    def __init__(self) -> None:
-        self.metrics: dict[str, float | int | None] = dict.fromkeys(METRIC_KEYS)
+    def __init__(self, keys: Iterable[str] = METRIC_KEYS) -> None:
+        self.metrics: dict[str, float | int | None] = dict.fromkeys(keys)
         self.reasons: dict[str, str] = {}
 
     def null(self, keys: tuple[str, ...] | str, reason: str) -> None:
@@ -84,12 +83,50 @@ class _Record:
             self.metrics[key] = value
             self.reasons.pop(key, None)
 
+    def failed(self, keys: tuple[str, ...], reason: str) -> None:
+        """``keys`` null with ``reason`` (a run out of memory), and ``compile_s`` unless the first call set it."""
+        self.null(keys, reason)
+        if self.metrics["compile_s"] is None and "compile_s" not in self.reasons:
+            self.null("compile_s", reason)
+
+    def peak_memory(self, fn: Callable[[], object], device: torch.device, resident: int, enabled: bool) -> str:
+        """``peak_mem_mb`` of one call of ``fn`` (or null when not ``enabled``); the note on how it was read."""
+        if not enabled:
+            self.null("peak_mem_mb", "memory measurement turned off (memory=False)")
+            return ""
+        value, note = peak_memory_mb(fn, device, resident)
+        self.set("peak_mem_mb", value, note)
+        return note
+
+    def sizes(self, model: nn.Module) -> None:
+        self.set("params", count_params(model))
+        self.set("model_bytes", model_bytes(model))
+
 
 def _resolve_arch(model: nn.Module, arch: Architecture | None) -> Architecture:
     arch = arch if arch is not None else getattr(model, "arch", None)
     if not isinstance(arch, Architecture):
         raise ConfigError("measure_model needs the Architecture (arch=...) of a model that does not carry one")
     return arch
+
+
+def _instruments(device: torch.device, gpu: Gpu | None, no_gpu: str) -> tuple[Gpu, Callable[[], None]]:
+    """The NVML handle (``gpu``, else opened for a CUDA device, else a null one saying ``no_gpu``) and the
+    device's synchronisation."""
+    cuda = device.type == "cuda"
+    if gpu is None:
+        gpu = open_gpu(device.index or torch.cuda.current_device()) if cuda else NullGpu(no_gpu)
+    return gpu, (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
+
+
+def _tokens(arch: Architecture, batch: int, length: int, seed: int, device: torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, arch.vocab_size, (batch, length), generator=gen).to(device)  # random, never zeros
+
+
+def _flex(flex_compile: bool | None) -> contextlib.AbstractContextManager[object]:
+    """FlexAttention compiled (True) or eager (False) while measuring; None: the per-device default."""
+    return flex_compile_mode(flex_compile) if flex_compile is not None else contextlib.nullcontext()
 
 
 def _num_classes(model: nn.Module) -> int | None:
@@ -141,16 +178,12 @@ def measure_model(
     seq_len = arch.max_seq_len if seq_len is None else seq_len
     if batch < 1 or not 1 <= seq_len <= arch.max_seq_len:
         raise ConfigError(f"batch={batch}, seq_len={seq_len}: need batch >= 1 and 1 <= seq_len <= {arch.max_seq_len}")
-    cuda = device.type == "cuda"
-    if gpu is None:
-        gpu = open_gpu(device.index or torch.cuda.current_device()) if cuda else NullGpu("no NVML on a CPU run")
-    sync: Callable[[], None] = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
+    gpu, sync = _instruments(device, gpu, "no NVML on a CPU run")
     monitor = Monitor(gpu, sync=sync)
     rec, notes = _Record(), []
 
     model = model.to(device).eval()
-    gen = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, arch.vocab_size, (batch, seq_len), generator=gen).to(device)  # random, never zeros
+    inputs = _tokens(arch, batch, seq_len, seed, device)
     runner: nn.Module | Callable[..., Any] = torch.compile(model) if compile else model
     forward: Callable[[], object] = lambda: runner(inputs)  # noqa: E731
     mode = "compile" if compile else "eager"
@@ -161,8 +194,7 @@ def measure_model(
 
     latency: LatencyResult | None = None
     window: WindowResult | None = None
-    flex_mode = flex_compile_mode(flex_compile) if flex_compile is not None else contextlib.nullcontext()
-    with flex_mode, torch.inference_mode():
+    with _flex(flex_compile), torch.inference_mode():
         try:
             first_call(forward, sync, rec, compiled=compile)
             latency = time_unspoiled(
@@ -182,22 +214,14 @@ def measure_model(
             window = _energy(rec, monitor, forward, sync, energy, energy_window_s, idle_s)
         except torch.OutOfMemoryError as exc:
             reason = f"out of memory at batch={batch}, seq_len={seq_len}: {str(exc).splitlines()[0]}"
-            rec.null((*LATENCY_KEYS, *ENERGY_KEYS), reason)
-            if rec.metrics["compile_s"] is None and "compile_s" not in rec.reasons:
-                rec.null("compile_s", reason)
-        if memory:
-            resident = model_bytes(model) + tensor_bytes([inputs])
-            value, note = peak_memory_mb(forward, device, resident)
-            rec.set("peak_mem_mb", value, note)
-            notes.append(f"peak_mem_mb: {note}")
-        else:
-            rec.null("peak_mem_mb", "memory measurement turned off (memory=False)")
+            rec.failed((*LATENCY_KEYS, *ENERGY_KEYS), reason)
+        note = rec.peak_memory(forward, device, model_bytes(model) + tensor_bytes([inputs]), memory)
+        notes += [f"peak_mem_mb: {note}"] if memory else []
     if train_memory:
         value, note = _train_memory(model, inputs, device)
         rec.set("peak_train_mem_mb", value, note)
 
-    rec.set("params", count_params(model))
-    rec.set("model_bytes", model_bytes(model))
+    rec.sizes(model)
     flop_count = count_flops(arch, batch, seq_len, num_classes=_num_classes(model))
     rec.set("flops", flop_count.total)
     roof = _roofline(rec, device, arch, flop_count)

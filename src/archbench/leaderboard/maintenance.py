@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from archbench.leaderboard.store import QUARANTINE_DIR, PartInfo, Store, fsync_dir
+from archbench.leaderboard.store import QUARANTINE_DIR, PartInfo, Store, deep_problem, fsync_dir
 
 STALE_TMP_S = 3600.0  # a temporary part older than this belongs to a writer that died
 
@@ -44,18 +44,6 @@ class CompactReport:
     rows: int  # rows moved (equal before and after)
     parts_before: int
     parts_after: int
-
-
-def deep_problem(info: PartInfo) -> str | None:
-    """Read every page of a part; return why it fails, or None."""
-    try:
-        df = pl.read_parquet(info.path, hive_partitioning=False)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return f"data pages unreadable ({first[:200]})"
-    if info.rows is not None and df.height != info.rows:
-        return f"footer says {info.rows} rows, data has {df.height}"
-    return None
 
 
 def check(store: Store, deep: bool = True) -> CheckReport:

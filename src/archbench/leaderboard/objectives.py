@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from archbench.errors import ConfigError
-from archbench.leaderboard.schema import MAXIMISED
+from archbench.metrics import BY_NAME
 
 SENSES = ("min", "max")
 DEFAULT_OBJECTIVES = "val_loss:min,latency_ms:min"
@@ -45,7 +45,7 @@ class Objective:
         if not name:
             raise ConfigError(f"empty objective in {spec!r}: write NAME or NAME:min / NAME:max")
         if not sep:
-            sense = "max" if name in MAXIMISED else "min"
+            sense = BY_NAME[name].direction if name in BY_NAME else "min"
         return cls(name, sense)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import polars as pl
 
 from archbench.errors import ConfigError
+from archbench.metrics import names
 from archbench.run_settings import COLUMNS as RUN_COLUMNS
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
@@ -70,11 +71,9 @@ HARDWARE: dict[str, pl.DataType] = {
 # Files a trial left behind: the trained float weights (archbench.interop.weights), as a path.
 ARTIFACTS: dict[str, pl.DataType] = {"weights": pl.String()}
 TIMES: dict[str, pl.DataType] = {"started_at": pl.String(), "created_at": pl.String()}
-COUNT_METRICS = frozenset(
-    {"params", "flops", "model_bytes", "latency_samples", "decode_samples", "generate_samples", "train_resumed_steps"}
-)
+COUNT_METRICS = frozenset(names(integer=True))  # Int64 columns; the other metrics are Float64
 # Direction of the known metrics when an objective gives none ("val_acc" is better high).
-MAXIMISED = frozenset({"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"})
+MAXIMISED = frozenset(names(direction="max"))
 
 _PY_TO_POLARS: dict[Any, pl.DataType] = {int: pl.Int64(), float: pl.Float64(), str: pl.String(), bool: pl.Boolean()}
 # How the trial was run (archbench.run_settings): recipe, deployment, measurement effort, archbench version.

@@ -139,6 +139,18 @@ def read_footer(path: Path) -> PartInfo:
     return PartInfo(path.name, path, size, meta.num_rows, version, replaces, None, schema_key)
 
 
+def deep_problem(info: PartInfo) -> str | None:
+    """Read every page of a part; return why it fails, or None."""
+    try:
+        df = pl.read_parquet(info.path, hive_partitioning=False)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"data pages unreadable ({first[:200]})"
+    if info.rows is not None and df.height != info.rows:
+        return f"footer says {info.rows} rows, data has {df.height}"
+    return None
+
+
 @dataclass
 class Store:
     """The directory of parts. Thread-compatible; one instance caches footers of the immutable parts."""
@@ -248,8 +260,6 @@ class Store:
 
     def find_damaged(self) -> list[PartInfo]:
         """Read every visible part's data; remember (and return) those that fail, so readers skip them."""
-        from archbench.leaderboard.maintenance import deep_problem
-
         found = []
         for p in self.visible_parts(warn=False):
             problem = deep_problem(p)

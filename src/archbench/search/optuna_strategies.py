@@ -5,17 +5,24 @@ appended to it by Optuna itself, so a killed driver loses nothing that was told;
 are the ones in flight at the crash. Constraint violations reach the samplers as Optuna 5's trial
 constraints (``Trial.set_constraint``: the ``constraints:violation`` system attribute, <= 0 feasible),
 set on every trial before its tell, so NSGA-II/III, TPE and GP learn to avoid the region.
+
+:class:`OptunaEncoding` turns a search space into Optuna parameters. It lives here, not in the space, as
+pymoo keeps the problem apart from the algorithm: the space knows only its integer choice vectors.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import threading
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
@@ -26,6 +33,56 @@ from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
 _CONSTRAINT = "constraints:violation"  # what optuna.trial.Trial.set_constraint("violation", v) writes
 _WARM = "archbench_warm_start"  # a finished trial taught from an earlier study, not run in this one
 _RUNG = "archbench_rung"  # a told trial's later result at a higher rung of a funnel: a record, not a trial
+N_STARTUP_TRIALS = 8  # random trials before TPE / GP model the results, when options give no n_startup_trials
+
+
+def _is_ordinal(choices: Sequence[Any]) -> bool:
+    nums = [c for c in choices if isinstance(c, numbers.Real) and not isinstance(c, bool)]
+    return len(nums) == len(choices) and list(choices) == sorted(choices)
+
+
+@dataclass(frozen=True)
+class OptunaEncoding:
+    """A search space as Optuna parameters, one per free field: ordered numbers as an integer index (so
+    TPE/GP see their order), everything else categorical over the choices themselves.
+
+    Built on the space's integer encoding (``free_fields``, ``bounds``, ``decode``, ``encode``); a space
+    without ``choices`` (e.g. a benchmark's grid) is all integer indices.
+    """
+
+    space: Any
+
+    def _ordinal(self, field: str) -> bool:
+        choices = getattr(self.space, "choices", None)
+        return choices is None or _is_ordinal(choices[field])
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """``{param: distribution}`` for the free fields."""
+        _, upper = self.space.bounds()
+        out: dict[str, BaseDistribution] = {}
+        for k, hi in zip(self.space.free_fields, upper.tolist(), strict=True):
+            out[k] = (
+                IntDistribution(0, int(hi))
+                if self._ordinal(k)
+                else CategoricalDistribution(list(self.space.choices[k]))
+            )
+        return out
+
+    def to_arch(self, params: Mapping[str, Any]) -> Any:
+        """The (repaired) architecture for an Optuna trial's params."""
+        x = []
+        for k in self.space.free_fields:
+            v = params[k]
+            x.append(int(v) if self._ordinal(k) else list(self.space.choices[k]).index(v))
+        return self.space.decode(x)
+
+    def to_params(self, arch: Any) -> dict[str, Any]:
+        """Params that :meth:`to_arch` maps back to ``arch`` (warm starts, enqueued trials)."""
+        x = self.space.encode(arch)
+        out = {}
+        for k, i in zip(self.space.free_fields, x.tolist(), strict=True):
+            out[k] = i if self._ordinal(k) else self.space.choices[k][i]
+        return out
 
 
 class _ThreadLock(BaseJournalFileLock):
@@ -100,7 +157,12 @@ class OptunaStrategy(Strategy):
             sampler=sampler,
             load_if_exists=True,
         )
-        self._dists = self.space.optuna_distributions()
+        self._encoding = OptunaEncoding(self.space)
+        self._dists = self._encoding.distributions()
+
+    @property
+    def n_startup_trials(self) -> int:
+        return int(self.options.get("n_startup_trials", N_STARTUP_TRIALS))
 
     @property
     def optuna_study(self) -> optuna.Study:
@@ -110,7 +172,7 @@ class OptunaStrategy(Strategy):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             trial = self._study.ask(self._dists)
-        arch = self.space.from_optuna(trial.params)
+        arch = self._encoding.to_arch(trial.params)
         trial.set_user_attr("arch_id", getattr(arch, "arch_id", ""))
         self._journal.sync()
         return Suggestion(trial.number, arch)
@@ -131,14 +193,14 @@ class OptunaStrategy(Strategy):
 
     def pending(self) -> list[Suggestion]:
         running = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return [Suggestion(t.number, self.space.from_optuna(t.params)) for t in running]
+        return [Suggestion(t.number, self._encoding.to_arch(t.params)) for t in running]
 
     def told(self) -> int:
         finished = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         return sum(not t.user_attrs.get(_WARM) and _RUNG not in t.user_attrs for t in finished)
 
     def enqueue(self, arch: Any) -> None:
-        self._study.enqueue_trial(self.space.to_optuna(arch), skip_if_exists=True)
+        self._study.enqueue_trial(self._encoding.to_params(arch), skip_if_exists=True)
         self._journal.sync()
 
     def warm(self, arch: Any, values: tuple[float, ...], violation: float = 0.0) -> None:
@@ -150,7 +212,7 @@ class OptunaStrategy(Strategy):
     def _record(self, arch: Any, values: tuple[float, ...], violation: float, kind: str) -> None:
         """A finished trial that was not run by this study (marked ``kind``): Optuna learns from it."""
         trial = optuna.trial.create_trial(
-            params=self.space.to_optuna(arch),
+            params=self._encoding.to_params(arch),
             distributions=self._dists,
             values=list(values),
             user_attrs={kind: True, "arch_id": arch.arch_id},
@@ -162,10 +224,10 @@ class OptunaStrategy(Strategy):
 
 @STRATEGIES.register("optuna_nsga2")
 class OptunaNSGA2(OptunaStrategy):
-    """Optuna's NSGA-II (``population_size``, default 16)."""
+    """Optuna's NSGA-II (``population_size``, default :data:`~archbench.search.strategy.POPULATION_SIZE`)."""
 
     def make_sampler(self, seed: int) -> BaseSampler:
-        return optuna.samplers.NSGAIISampler(population_size=int(self.options.get("population_size", 16)), seed=seed)
+        return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=seed)
 
 
 @STRATEGIES.register("optuna_nsga3")
@@ -173,7 +235,7 @@ class OptunaNSGA3(OptunaStrategy):
     """Optuna's NSGA-III (reference-point based; better than NSGA-II beyond three objectives)."""
 
     def make_sampler(self, seed: int) -> BaseSampler:
-        return optuna.samplers.NSGAIIISampler(population_size=int(self.options.get("population_size", 16)), seed=seed)
+        return optuna.samplers.NSGAIIISampler(population_size=self.population_size, seed=seed)
 
 
 @STRATEGIES.register("optuna_tpe")
@@ -184,7 +246,7 @@ class OptunaTPE(OptunaStrategy):
     def make_sampler(self, seed: int) -> BaseSampler:
         return optuna.samplers.TPESampler(
             seed=seed,
-            n_startup_trials=int(self.options.get("n_startup_trials", 8)),
+            n_startup_trials=self.n_startup_trials,
             multivariate=True,
             constant_liar=True,
         )
@@ -199,5 +261,5 @@ if hasattr(optuna.samplers, "GPSampler"):
         def make_sampler(self, seed: int) -> BaseSampler:
             return optuna.samplers.GPSampler(
                 seed=seed,
-                n_startup_trials=int(self.options.get("n_startup_trials", 8)),
+                n_startup_trials=self.n_startup_trials,
             )

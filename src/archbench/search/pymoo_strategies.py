@@ -68,8 +68,7 @@ class PymooStrategy(Strategy):
             "mutation": PM(eta=20, vtype=float, repair=RoundingRepair()),
             "eliminate_duplicates": True,
         }
-        pop_size = int(self.options.get("population_size", 16))
-        algorithm = self.make_algorithm(pop_size, len(self.objectives), operators)
+        algorithm = self.make_algorithm(self.population_size, len(self.objectives), operators)
         algorithm.setup(problem, termination=NoTermination(), seed=self.seed, verbose=False)
         return _State(algorithm=algorithm, problem=problem)
 
@@ -83,8 +82,7 @@ class PymooStrategy(Strategy):
                 # Mating found no new offspring (a small or exhausted space): draw a random generation.
                 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
-                size = int(self.options.get("population_size", 16))
-                st.pop = IntegerRandomSampling()(st.problem, size, seed=self.seed + st.next_number)
+                st.pop = IntegerRandomSampling()(st.problem, self.population_size, seed=self.seed + st.next_number)
             for i, x in enumerate(st.seeds[: len(st.pop)]):  # seed architectures lead the generation
                 st.pop[i].set("X", np.asarray(x))
             st.seeds = st.seeds[len(st.pop) :]

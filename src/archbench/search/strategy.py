@@ -1,7 +1,8 @@
 """The ask/tell contract between a search strategy and the driver loop.
 
-A strategy sees the search space only through its encodings (Optuna distributions or integer
-vectors) and the objective values it is told; the driver owns evaluation, Ray, caching and resume.
+A strategy sees the search space only through its encoding (integer vectors of choice indices, on
+which the Optuna strategies build their distributions) and the objective values it is told; the driver
+owns evaluation, Ray, caching and resume.
 
 Contract (kept by every registered strategy; ``tests/search/test_strategies.py`` runs it on all):
 
@@ -31,6 +32,7 @@ from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
 
 STRATEGIES: Registry = Registry("search strategy")
+POPULATION_SIZE = 16  # a population-based strategy's generation when options give no population_size
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ class Strategy:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.study = study
         self.options = options
+
+    @property
+    def population_size(self) -> int:
+        """The ``population_size`` option of a population-based strategy (NSGA-II/III, AGE-MOEA)."""
+        return int(self.options.get("population_size", POPULATION_SIZE))
 
     def ask(self) -> Suggestion | None:
         raise NotImplementedError

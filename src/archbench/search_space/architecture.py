@@ -57,6 +57,15 @@ def _int(name: str, value: Any, lo: int = 1) -> int:
     return v
 
 
+def _divisor(name: str, value: Any, of_name: str, of: int, hint: str = "") -> int:
+    """``value`` (None: ``of`` itself) as an integer that divides ``of``, the field ``of_name``."""
+    v = _int(name, of if value is None else value)
+    if v > of or of % v:
+        divisors = ", ".join(str(d) for d in range(1, of + 1) if of % d == 0)
+        raise ArchitectureError(name, v, f"must divide {of_name}={of} (one of {divisors}{hint})")
+    return v
+
+
 def _float(name: str, value: Any, lo: float, hi: float, hi_open: bool, lo_open: bool) -> float:
     lo_b, hi_b = ("(" if lo_open else "["), (")" if hi_open else "]")
     allowed = f"must be a number in {lo_b}{lo:g}, {hi:g}{hi_b}"
@@ -109,16 +118,7 @@ class Architecture:
             raise ArchitectureError(
                 "heads", self.heads, f"must divide width={self.width} (e.g. {', '.join(map(str, divisors))})"
             )
-        if self.kv_heads is None:
-            s(self, "kv_heads", self.heads)
-        s(self, "kv_heads", _int("kv_heads", self.kv_heads))
-        if self.kv_heads > self.heads or self.heads % self.kv_heads:
-            divisors = [d for d in range(1, self.heads + 1) if self.heads % d == 0]
-            raise ArchitectureError(
-                "kv_heads",
-                self.kv_heads,
-                f"must divide heads={self.heads} (one of {', '.join(map(str, divisors))}; 1 = multi-query)",
-            )
+        s(self, "kv_heads", _divisor("kv_heads", self.kv_heads, "heads", self.heads, "; 1 = multi-query"))
         s(self, "ffn_ratio", _float("ffn_ratio", self.ffn_ratio, 0.0, 64.0, False, True))
         if round(self.ffn_ratio * self.width) < 1:
             raise ArchitectureError(
@@ -150,16 +150,7 @@ class Architecture:
         else:
             _int("window", self.window, lo=0)
             s(self, "window", 0)  # canonical: unused by this pattern, so it must not change arch_id
-        if self.unique_layers is None:
-            s(self, "unique_layers", self.depth)
-        s(self, "unique_layers", _int("unique_layers", self.unique_layers))
-        if self.unique_layers > self.depth or self.depth % self.unique_layers:
-            divisors = [d for d in range(1, self.depth + 1) if self.depth % d == 0]
-            raise ArchitectureError(
-                "unique_layers",
-                self.unique_layers,
-                f"must divide depth={self.depth} (one of {', '.join(map(str, divisors))})",
-            )
+        s(self, "unique_layers", _divisor("unique_layers", self.unique_layers, "depth", self.depth))
         s(self, "tie_embeddings", _bool("tie_embeddings", self.tie_embeddings))
         s(self, "bias", _bool("bias", self.bias))
 

@@ -15,18 +15,18 @@ fields, so the valid combinations of those are enumerated once; sampling is unif
 valid architectures and decoding an arbitrary choice vector *repairs* it to the nearest valid one
 (fewest index steps), so no strategy can ever produce an invalid architecture.
 
-Strategies see only encodings: Optuna distributions (``optuna_distributions`` / ``from_optuna``)
-and integer vectors for pymoo (``bounds`` / ``decode`` / ``encode``).
+Strategies see only encodings: integer vectors of choice indices (``bounds`` / ``decode`` / ``encode``),
+which pymoo's problems use as they are. The space knows no optimiser: the Optuna encoding is built on
+these vectors next to the Optuna strategies (:class:`archbench.search.optuna_strategies.OptunaEncoding`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,38 @@ _FOLLOWS = {"unique_layers": "depth", "kv_heads": "heads"}
 _BUILTIN: dict[str, SearchSpace] = {}
 
 
-def _is_ordinal(choices: Sequence[Any]) -> bool:
-    nums = [c for c in choices if isinstance(c, numbers.Real) and not isinstance(c, bool)]
-    return len(nums) == len(choices) and list(choices) == sorted(choices)
+@lru_cache(maxsize=64)
+def _coupled_table(
+    coupled: tuple[tuple[Any, ...], ...], base: tuple[tuple[str, Any], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over the coupled fields' product (``coupled``: their choices, in :data:`COUPLED` order) with
+    the other fields at ``base``. Kept per process: it validates every combination (seconds for lm_small),
+    and every space with the same coupled choices (a reload, ``for_device``) shares it. Read-only arrays."""
+    ranges = [range(len(c)) for c in coupled]
+    values = dict(base)
+    seen: set[tuple[Any, ...]] = set()
+    valid: list[tuple[int, ...]] = []
+    distinct: list[tuple[int, ...]] = []
+    for idx in itertools.product(*ranges):
+        try:
+            arch = Architecture.from_dict(
+                {**values, **{k: c[i] for k, c, i in zip(COUPLED, coupled, idx, strict=True)}}
+            )
+        except ArchitectureError:
+            continue
+        valid.append(idx)
+        key = tuple(getattr(arch, k) for k in COUPLED)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(idx)
+    width = len(COUPLED)
+    tables = (
+        np.array(valid, dtype=np.int64).reshape(len(valid), width),
+        np.array(distinct, dtype=np.int64).reshape(len(distinct), width),
+    )
+    for table in tables:
+        table.flags.writeable = False  # shared by every space with these choices
+    return tables
 
 
 def _with_task_vocab(fields: Mapping[str, Any], space: str, vocab: int | None) -> Mapping[str, Any]:
@@ -165,28 +194,15 @@ class SearchSpace:
 
     @cached_property
     def _coupled_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """One pass over the coupled fields' product: (every valid index vector, the first vector of each
-        distinct canonical architecture). The first are repair targets, the second sampling's support."""
-        ranges = [range(len(self.choices[k])) for k in COUPLED]
-        base = self._first_independent()
-        seen: set[tuple[Any, ...]] = set()
-        valid: list[tuple[int, ...]] = []
-        distinct: list[tuple[int, ...]] = []
-        for idx in itertools.product(*ranges):
-            try:
-                arch = Architecture.from_dict({**base, **self._coupled_values(idx)})
-            except ArchitectureError:
-                continue
-            valid.append(idx)
-            key = tuple(getattr(arch, k) for k in COUPLED)
-            if key not in seen:
-                seen.add(key)
-                distinct.append(idx)
-        width = len(COUPLED)
-        return (
-            np.array(valid, dtype=np.int64).reshape(len(valid), width),
-            np.array(distinct, dtype=np.int64).reshape(len(distinct), width),
-        )
+        """(every valid index vector, the first vector of each distinct canonical architecture) over the
+        coupled fields: the first are repair targets, the second sampling's support."""
+        coupled = tuple(self.choices[k] for k in COUPLED)
+        base = tuple(self._first_independent().items())
+        try:
+            hash((coupled, base))
+        except TypeError:  # a choice that is no scalar: let validation name it, uncached
+            return _coupled_table.__wrapped__(coupled, base)
+        return _coupled_table(coupled, base)
 
     @property
     def _valid_coupled(self) -> np.ndarray:
@@ -297,38 +313,6 @@ class SearchSpace:
         if isinstance(option, bool) or isinstance(value, bool):
             return option is value
         return option == value
-
-    # ---- Optuna encoding -----------------------------------------------------------------------
-    def optuna_distributions(self) -> dict[str, Any]:
-        """``{param: distribution}`` for the free fields: ordered numbers as an integer index (so
-        TPE/GP see their order), everything else categorical over the choices themselves."""
-        from optuna.distributions import CategoricalDistribution, IntDistribution
-
-        out: dict[str, Any] = {}
-        for k in self.free_fields:
-            opts = self.choices[k]
-            if _is_ordinal(opts):
-                out[k] = IntDistribution(0, len(opts) - 1)
-            else:
-                out[k] = CategoricalDistribution(list(opts))
-        return out
-
-    def from_optuna(self, params: Mapping[str, Any]) -> Architecture:
-        """The (repaired) architecture for an Optuna trial's params."""
-        x = []
-        for k in self.free_fields:
-            opts = self.choices[k]
-            v = params[k]
-            x.append(int(v) if _is_ordinal(opts) else opts.index(v))
-        return self.decode(x)
-
-    def to_optuna(self, arch: Architecture) -> dict[str, Any]:
-        """Params that :meth:`from_optuna` maps back to ``arch`` (for warm starts)."""
-        x = self.encode(arch)
-        out = {}
-        for k, i in zip(self.free_fields, x.tolist(), strict=True):
-            out[k] = i if _is_ordinal(self.choices[k]) else self.choices[k][i]
-        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
