@@ -84,6 +84,14 @@ IMPORTS: list[tuple[str, str, str]] = [
     ("deploy", "torch", "deployments are plain settings"),
     ("train_config", "torch", "training settings load without torch"),
     ("train_config", "archbench.evaluators", "the evaluators import the settings, not the other way"),
+    ("leaderboard", "archbench.interop", "interop is never imported by the leaderboard"),
+    ("interop", "archbench.search", "arrows point search -> interop (kept weights), cli -> interop"),
+    ("interop", "archbench.leaderboard", "interop maps shapes and weights; it does not store rows"),
+    ("data", "archbench.search_space", "data knows nothing of models"),
+    ("data", "archbench.evaluators", "arrows point evaluators -> data"),
+    ("data", "archbench.leaderboard", "data knows nothing of stored results"),
+    ("data", "archbench.search", "data knows nothing of the search"),
+    ("data", "torch", "preparing and streaming tokens needs no torch"),
 ]
 
 
@@ -216,8 +224,20 @@ def test_no_forbidden_import_in_the_source(graph: dict[str, list[str]], owner: s
     assert not forbidden_imports(graph, owner, prefix), why
 
 
+# Edges the cycle check leaves out, each for a stated reason (module -> module it imports, lazily).
+ALLOWED: dict[tuple[str, str], str] = {
+    ("archbench.search_space.architecture", "archbench.interop.hf"): (
+        "Architecture.from_hf, the import API of issue 22, delegates to interop when it is called; "
+        "nothing of interop (or transformers) loads otherwise"
+    ),
+}
+
+
 def test_no_import_cycle_between_parts(graph: dict[str, list[str]]) -> None:
-    assert part_cycles(graph) == []
+    for (module, name), why in ALLOWED.items():
+        assert name in graph.get(module, []), f"allowed edge {module} -> {name} is gone: remove it ({why})"
+    pruned = {m: [n for n in names if (m, n) not in ALLOWED] for m, names in graph.items()}
+    assert part_cycles(pruned) == []
 
 
 def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:

@@ -197,7 +197,7 @@ LLAMA_3_2_1B = {  # config.json of meta-llama/Llama-3.2-1B (as published)
 
 
 def test_a_published_llama_imports_with_its_shape_and_one_line_of_what_is_left_out() -> None:
-    from archbench.interop.presets import preset
+    from archbench.search_space.presets import preset
 
     imported = from_hf(LLAMA_3_2_1B)
     assert imported.arch.replace(quant="fp32") == preset("llama-3.2-1b").arch
@@ -213,7 +213,7 @@ def test_a_published_llama_imports_with_its_shape_and_one_line_of_what_is_left_o
 
 
 def test_a_published_gpt2_imports_exactly_but_its_dropout_is_named() -> None:
-    from archbench.interop.presets import preset
+    from archbench.search_space.presets import preset
 
     published = {"model_type": "gpt2", "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12,
                  "n_positions": 1024, "vocab_size": 50257, "activation_function": "gelu_new", "resid_pdrop": 0.1,

@@ -7,9 +7,9 @@ import torch
 
 from archbench.cli.main import compose, main
 from archbench.errors import ConfigError
-from archbench.interop.presets import PRESETS, preset
 from archbench.search_space import build, load_arch
 from archbench.search_space.model import count_params
+from archbench.search_space.presets import PRESETS, preset
 
 # Published counts (shared/research/export-targets.md; model cards / safetensors index of each hub id).
 PUBLISHED = {

@@ -24,15 +24,15 @@ import torch
 from torch import nn
 
 from archbench.deploy import MODE_METRICS, Deploy
+from archbench.metrics import names
 from archbench.search_space.architecture import Architecture
-from archbench.trial import METRICS
 
 if TYPE_CHECKING:
     from archbench.latency.stats import StopRule
 
-QUALITY_METRICS = ("val_loss", "val_bpb", "val_acc", "val_loss_quant", "val_bpb_quant", "val_acc_quant")
-TRAINING_METRICS = ("train_time_s", "train_tokens_per_s", "train_resumed_steps")
-COST_METRICS = tuple(m for m in METRICS if m not in QUALITY_METRICS and m not in TRAINING_METRICS)
+QUALITY_METRICS = names(source="validation")
+TRAINING_METRICS = names(source="training")
+COST_METRICS = names(source="measurement")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Effort:
 
 FULL = Effort("full")
 # Cost metrics a quick look measures as exactly as a full one: counts, sizes, one call's memory.
-UNTIMED_METRICS = frozenset({"params", "flops", "model_bytes", "peak_mem_mb", "kv_cache_mb"})
+UNTIMED_METRICS = frozenset(names(source="measurement", timed=False))
 # The median to about 3% (or a 3% robust spread) after at least 10 calls, and never more than 1 s of timing:
 # enough to rank shapes whose latencies differ by more than that, at a fraction of a full measurement's cost.
 SCREEN = Effort(

@@ -13,6 +13,7 @@ from typing import Any
 from archbench.constraints import Constraint
 from archbench.deploy import Deploy
 from archbench.errors import ConfigError
+from archbench.evaluators.budget import DEFAULT_BUDGET
 from archbench.leaderboard.objectives import Objective
 from archbench.search.executor import RayConfig
 from archbench.search.fidelity import FidelityConfig
@@ -31,7 +32,7 @@ class SearchConfig:
 
     space: SearchSpace
     task: str = "charlm"
-    budget: str = "steps=400"  # = evaluators.DEFAULT_BUDGET (tests hold them together)
+    budget: str = str(DEFAULT_BUDGET)
     strategy: str = "optuna_tpe"
     strategy_options: dict[str, Any] = field(default_factory=dict)
     objectives: tuple[Objective, ...] = (Objective("val_loss"), Objective("latency_ms"))

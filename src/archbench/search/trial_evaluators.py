@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from archbench.constraints import parse_constraints
 from archbench.deploy import Deploy
 from archbench.errors import ConfigError
+from archbench.evaluators.budget import DEFAULT_BUDGET
 from archbench.leaderboard.objectives import Objective
+from archbench.metrics import names
 from archbench.registry import Registry
 from archbench.run_settings import RunSettings
 from archbench.search.evaluator import Probe, TrialEvaluator
@@ -54,7 +56,7 @@ def _with_options(cls: Any, config: SearchConfig, base: dict[str, Any]) -> Any:
     return cls(**{**base, **opts})
 
 
-NOT_ON_CPU = ("energy_mj", "energy_above_idle_mj", "avg_power_w")
+NOT_ON_CPU = names(needs_gpu=True)
 
 
 def check_objectives(objectives: Sequence[Objective], device_kind: str | None, what: str = "objective") -> None:
@@ -145,7 +147,7 @@ class TrainEvaluator:
     """
 
     task: str = "charlm"
-    budget: str = "steps=400"  # = evaluators.DEFAULT_BUDGET (tests hold them together)
+    budget: str = str(DEFAULT_BUDGET)
     seed: int = 0
     measure: bool = True
     threads: int = 1
@@ -261,7 +263,7 @@ class LookupEvaluator:
 
     table: str = "runs/leaderboard"
     task: str = "charlm"
-    budget: str = "steps=400"  # = evaluators.DEFAULT_BUDGET (tests hold them together)
+    budget: str = str(DEFAULT_BUDGET)
     seed: int = 0
     hardware: str | None = None  # glob on device_name; None: every device in the table
     rows: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)

@@ -113,11 +113,11 @@ def arch_from_config(data: Any, source: str = "config") -> Architecture:
 def load_arch(path: str | Path) -> Architecture:
     """Read an exported config (or a YAML mapping of Architecture fields) into an Architecture.
 
-    ``preset:NAME`` names a published shape instead (:mod:`archbench.interop.presets`: plain data, imported
+    ``preset:NAME`` names a published shape instead (:mod:`archbench.search_space.presets`: plain data, imported
     only then).
     """
     if isinstance(path, str) and path.startswith("preset:"):
-        from archbench.interop.presets import preset
+        from archbench.search_space.presets import preset
 
         return preset(path).arch
     path = Path(path)
