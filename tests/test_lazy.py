@@ -15,6 +15,7 @@ def _run(code: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_an_export_keeps_its_name_over_its_same_named_submodule() -> None:
     """``archbench.evaluators.evaluate`` is the function, even when the module evaluate.py loaded first."""
     code = (

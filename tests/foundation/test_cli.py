@@ -19,6 +19,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_space_show_default_and_named(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "space", "show")
     assert code == 0 and "lm_tiny" in out and "903,168" in out

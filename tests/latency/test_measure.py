@@ -73,6 +73,7 @@ def test_quantized_model_is_measured_as_deployed() -> None:
     assert "turned off" in result.null_reasons["energy_mj"] and "turned off" in result.null_reasons["peak_mem_mb"]
 
 
+@pytest.mark.slow
 def test_energy_through_the_nvml_boundary() -> None:
     # A fake 300 W GPU: energy per inference = 300 W x window / inferences; idle is the same 300 W.
     gpu = NvmlGpu(0, FakePynvml(power_w=300.0))

@@ -101,6 +101,7 @@ def test_sigint_in_a_trial_run_by_the_driver_exits_130_and_the_rerun_completes(t
     resumes_exactly_once(lb, before)
 
 
+@pytest.mark.slow
 def test_a_second_signal_during_the_shutdown_stops_at_once_and_a_repeat_does_not() -> None:
     """The handler in a real process: the first SIGTERM interrupts the wait, a second one within REPEAT_S
     (a scheduler and a batch script sending it together) changes nothing, a later one ends the process."""
