@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from archbench.errors import ArchbenchError, ArchitectureError, ConfigError, UnknownNameError
 from archbench.lazy import lazy_exports
+from archbench.version import archbench_version
 
 if TYPE_CHECKING:
     from archbench.leaderboard import Leaderboard
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
         to_config,
     )
 
-__version__ = "0.3.1"
+__version__ = archbench_version()
 
 _SPACE_NAMES = ("ATTENTION", "RESIDUALS", "Architecture", "SearchSpace", "build", "dump_config", "load_arch",
                 "save_config", "to_config")  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from archbench.latency.nvml import Gpu, NullGpu, open_gpu
+from archbench.version import archbench_version
 
 
 @lru_cache(maxsize=1)
@@ -24,12 +25,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
-
-
-def _archbench_version() -> str:
-    from archbench import __version__
-
-    return __version__
 
 
 def hardware_fingerprint(device: torch.device | str = "cpu", gpu: Gpu | None = None) -> dict[str, Any]:
@@ -49,7 +44,7 @@ def hardware_fingerprint(device: torch.device | str = "cpu", gpu: Gpu | None = N
         "driver_version": gpu.driver_version() if gpu.available else None,
         "cuda_version": torch.version.cuda,
         "torch_version": torch.__version__,
-        "archbench_version": _archbench_version(),
+        "archbench_version": archbench_version(),
         "python_version": platform.python_version(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
