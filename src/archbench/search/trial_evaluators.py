@@ -255,9 +255,38 @@ class TrainEvaluator:
         return get_task(self.task, **self.task_options).digest()
 
 
+class _TrainsNothing:
+    """What the evaluators that train no model share (``lookup`` answers from a table, ``sleep`` sleeps):
+    no training state, no weights, the study's space as given, no run settings and no data; nothing they
+    return is measured here, and nothing is cached."""
+
+    name: ClassVar[str]
+    measure: ClassVar[bool] = False
+    cacheable: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        _check_no_weights(config)  # any metric their rows carry may be an objective
+
+    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> Any:
+        raise _keeps_no_state(self)
+
+    def keeping_weights(self, weights_dir: str) -> Any:
+        raise _keeps_no_weights(self.name)
+
+    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
+        return config.space
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings()
+
+    def data_digest(self) -> str | None:
+        return None
+
+
 @TRIAL_EVALUATORS.register("lookup")
 @dataclass(frozen=True)
-class LookupEvaluator:
+class LookupEvaluator(_TrainsNothing):
     """Answer from the ok rows of a leaderboard (``table``) for ``task``/``budget``; an architecture the
     table lacks is ``unsupported`` (the benchmark's space should be the table's)."""
 
@@ -267,12 +296,7 @@ class LookupEvaluator:
     seed: int = 0
     hardware: str | None = None  # glob on device_name; None: every device in the table
     rows: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
-    measure: ClassVar[bool] = False  # it answers from measurements taken before
-    cacheable: ClassVar[bool] = False
-
-    @classmethod
-    def check(cls, config: SearchConfig) -> None:
-        _check_no_weights(config)  # any metric the table has may be an objective
+    name: ClassVar[str] = "lookup"  # it answers from measurements taken before
 
     @classmethod
     def task_of(cls, config: SearchConfig) -> str:
@@ -318,28 +342,13 @@ class LookupEvaluator:
         """The table's rows of ``budget`` (every row carries its own measurement)."""
         return LookupEvaluator.load(self.table, self.task, budget, seed=self.seed, hardware=self.hardware)
 
-    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> LookupEvaluator:
-        raise _keeps_no_state(self)
-
-    def keeping_weights(self, weights_dir: str) -> LookupEvaluator:
-        raise _keeps_no_weights("lookup")
-
     def probe(self) -> Probe:
         return Probe({"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"})
-
-    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
-        return config.space
-
-    def run_settings(self) -> RunSettings:
-        return RunSettings()
-
-    def data_digest(self) -> str | None:
-        return None
 
 
 @TRIAL_EVALUATORS.register("sleep")
 @dataclass(frozen=True)
-class SleepEvaluator:
+class SleepEvaluator(_TrainsNothing):
     """Sleep ``seconds``, then report the parameter count (from the shape, no torch) and depth.
 
     In a funnel (``rung_budget`` set, e.g. ``steps=600``) the loss falls with the budget's amount,
@@ -350,12 +359,7 @@ class SleepEvaluator:
     seed: int = 0
     rung_budget: str | None = None  # set by at_budget: the rung's budget string
     task: ClassVar[str] = "sleep"  # not a field: sleep rows must never pass for a real task's
-    measure: ClassVar[bool] = False  # nothing is measured
-    cacheable: ClassVar[bool] = False
-
-    @classmethod
-    def check(cls, config: SearchConfig) -> None:
-        _check_no_weights(config)  # its rows carry params, val_loss and latency_ms
+    name: ClassVar[str] = "sleep"
 
     @classmethod
     def task_of(cls, config: SearchConfig) -> str:
@@ -388,20 +392,5 @@ class SleepEvaluator:
             metrics=metrics, hardware={"device_name": "sleep", "device_kind": "sleep"}, started_at=started,
         )  # fmt: skip
 
-    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> SleepEvaluator:
-        raise _keeps_no_state(self)
-
-    def keeping_weights(self, weights_dir: str) -> SleepEvaluator:
-        raise _keeps_no_weights("sleep")
-
     def probe(self) -> Probe:
         return Probe({"device_name": "sleep", "device_kind": "sleep"})
-
-    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
-        return config.space
-
-    def run_settings(self) -> RunSettings:
-        return RunSettings()
-
-    def data_digest(self) -> str | None:
-        return None
