@@ -1,4 +1,6 @@
-"""``archbench leaderboard ...`` and ``archbench export``: thin wrappers over :class:`archbench.Leaderboard`.
+"""``archbench leaderboard ...``: thin wrappers over :class:`archbench.Leaderboard` (``archbench export`` is
+:mod:`archbench.cli.export`). Over 400 lines: its nine verbs share one set of query options and helpers
+(``_query_args``, ``_filters``, ``_emit``), and each verb's parser stays beside its command.
 
     archbench leaderboard show        [--top K] [--by METRIC[:min|max]] [--columns A,B|all]
     archbench leaderboard pareto      [--objectives val_loss:min,latency_ms:min] [--all] [--mix-hardware]
@@ -9,8 +11,6 @@
     archbench leaderboard plot        --out FILE.png|FILE.html [--objectives A,B[,C...]] [--mix-hardware]
     archbench leaderboard check       [--fix] [--quick]
     archbench leaderboard compact     [--small-rows N] [--target-rows N]
-    archbench export ARCH_ID [-o FILE.yaml]                    # --to hydra (default): archbench's own YAML
-    archbench export ARCH_ID --to hf DIR | --to litgpt [DIR]  # see archbench.cli.interop
 
 Fronts, hypervolume, pick and knee are per task, budget and device: rows trained at different budgets
 are never compared (--budget steps=40 picks one). Query verbs take --task, --study, --budget (exact
@@ -314,24 +314,6 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    lb = _open(args)
-    if args.to != "hydra":
-        from archbench.cli.interop import cmd_export_to
-
-        with _warnings_to_stderr():
-            return cmd_export_to(args, lb, _filters(args, steer=False))
-    if args.dir:
-        raise ConfigError(f"--to hydra writes one file: use -o FILE.yaml (not {args.dir!r})")
-    with _warnings_to_stderr():
-        text = lb.export(args.arch_id, args.output, **_filters(args, steer=False))
-    if args.output:
-        print(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
 # ---- parser -------------------------------------------------------------------------------------------
 
 
@@ -370,22 +352,6 @@ def _objectives(p: argparse.ArgumentParser) -> None:
     )
 
 
-class _ExportTo(argparse.Action):
-    """``--to FORMAT [DIR]``: argparse takes no positional after an option, so DIR may come with it."""
-
-    formats = ("hydra", "hf", "litgpt")
-
-    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, _opt: Any = None) -> None:
-        fmt, *rest = values
-        if fmt not in self.formats:
-            parser.error(f"argument --to: invalid choice: {fmt!r} (choose from {', '.join(self.formats)})")
-        if len(rest) > 1 or (rest and ns.dir):
-            parser.error("argument --to: FORMAT [DIR] takes one directory")
-        ns.to = fmt
-        if rest:
-            ns.dir = rest[0]
-
-
 def _verb(
     verbs: Any,
     name: str,
@@ -412,7 +378,7 @@ def _verb(
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``leaderboard`` (with its verbs) and ``export`` on the top-level subparsers."""
+    """Register ``leaderboard`` (with its verbs) on the top-level subparsers."""
     lb = sub.add_parser("leaderboard", help="query, plot and maintain the results leaderboard")
     verbs = lb.add_subparsers(dest="leaderboard_command", required=True, metavar="ACTION")
 
@@ -467,21 +433,3 @@ def add_parser(sub: Any) -> None:
     compact.add_argument("--small-rows", type=positive_int, default=100_000, help="merge parts below this many rows")
     compact.add_argument("--target-rows", type=positive_int, default=1_000_000, help="rows per merged part at most")
     compact.set_defaults(func=cmd_compact)
-
-    export = sub.add_parser("export", help="write a leaderboard architecture as a runnable config")
-    export.add_argument("arch_id", help="arch id or a unique prefix of it")
-    export.add_argument("dir", nargs="?", metavar="DIR", help="--to hf / litgpt: the directory to write")
-    export.add_argument("-o", "--output", metavar="FILE.yaml", help="write here (default: stdout)")
-    export.add_argument(
-        "--to",
-        nargs="+",
-        action=_ExportTo,
-        default="hydra",
-        metavar="FORMAT",
-        help="hydra: archbench's YAML (default); hf DIR: a transformers model directory (config.json, and "
-        "model.safetensors when the row kept weights); litgpt [DIR]: model_config.yaml (+ lit_model.pth in DIR)",
-    )
-    export.add_argument("--force", action="store_true", help="replace an existing non-empty DIR (hf) or file")
-    export.add_argument("--no-weights", action="store_true", help="--to hf / litgpt: write the config only")
-    _query_args(export, fmt=False, steer=False)
-    export.set_defaults(func=cmd_export)

@@ -27,7 +27,8 @@ from archbench.errors import ArchbenchError, ConfigError, SearchStopped
 
 SUBCOMMAND_MODULES = (
     "archbench.cli.search",  # archbench search
-    "archbench.cli.leaderboard",  # archbench leaderboard ..., archbench export
+    "archbench.cli.leaderboard",  # archbench leaderboard ...
+    "archbench.cli.export",  # archbench export
     "archbench.cli.measure",  # archbench measure
     "archbench.cli.evaluate",  # archbench evaluate
     "archbench.cli.data",  # archbench data prepare, archbench data show
