@@ -25,7 +25,7 @@ def test_search_on_your_own_corpus_and_tokenizer(tmp_path: Path, corpus_dir: Pat
     cmd = [ARCHBENCH, "search", "task=text", f"task.data={corpus_dir}", f"task.tokenizer={bpe_tokenizer}",
            "task.val_tokens=2048", "space.fields.vocab_size=task", "space.fields.depth=[1]",
            "space.fields.width=[32,64]", "n_trials=2", "concurrency=1", "budget=steps=4", "search=random",
-           f"leaderboard={lb}", "progress=false", "plot=false", "ray.num_cpus=1"]  # fmt: skip
+           f"leaderboard={lb}", "progress=false", "plot=false", "ray.executor=inline"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     df = Leaderboard(lb).query(status=None).collect()
