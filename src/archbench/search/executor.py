@@ -24,9 +24,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from archbench.errors import ConfigError
@@ -110,6 +112,7 @@ class RayExecutor:
         self.stop = stop or StopSignals()
         self._ray = ray
         self._started = False
+        self._saved_stderr: int | None = None
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             kwargs: dict[str, Any] = {
@@ -209,6 +212,12 @@ class RayExecutor:
                 ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
         except Interrupted:
             return self._drain(refs)
+        except SystemError:
+            # The handler's Interrupted raised inside Ray's native wait comes back wrapped ("returned a
+            # result with an exception set"); without a signal it is a real error.
+            if self.stop.signum is None:
+                raise
+            return self._drain(refs)
         if ready:  # take everything that is already done, not just the first
             more, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = list(dict.fromkeys([*ready, *more]))
@@ -220,6 +229,7 @@ class RayExecutor:
         if self._drained:
             self.stop.check()
         self._drained = True
+        self._mute_native_logs()
         done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
         return list(done)
 
@@ -279,9 +289,31 @@ class RayExecutor:
         except self._ray.exceptions.RayError as exc:
             return exc
 
+    def _mute_native_logs(self) -> None:
+        """From a stop signal until Ray is shut down, Ray's native code writes errors about the tasks it
+        abandons (``task_manager.cc ... Failed to push error to driver``) straight to file descriptor 2:
+        they go to ``ray_stop_stderr.log`` in the temporary directory instead, so that a stopped search
+        ends with its one line."""
+        if self._saved_stderr is not None:
+            return
+        import tempfile
+
+        sys.stderr.flush()
+        self._saved_stderr = os.dup(2)
+        log = os.open(Path(tempfile.gettempdir()) / "ray_stop_stderr.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(log, 2)
+        os.close(log)
+        self.stop.stderr_fd = self._saved_stderr  # a second signal's line still reaches the terminal
+
     def shutdown(self) -> None:
-        if self._started:
-            self._ray.shutdown()
+        try:
+            if self._started:
+                self._ray.shutdown()
+        finally:
+            if self._saved_stderr is not None:
+                os.dup2(self._saved_stderr, 2)
+                os.close(self._saved_stderr)
+                self._saved_stderr, self.stop.stderr_fd = None, 2
 
 
 _ALIVE = 0  # GcsNodeInfo.ALIVE (ray.core.generated.gcs_pb2)

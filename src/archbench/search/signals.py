@@ -53,6 +53,7 @@ class StopSignals:
         self._first_at = 0.0
         self._waiting = False
         self._previous: dict[int, Any] = {}
+        self.stderr_fd = 2  # where the "again" line goes (the executor points it past a muted fd 2)
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -71,7 +72,8 @@ class StopSignals:
             if time.monotonic() - self._first_at < REPEAT_S:
                 return
             name = signal.Signals(signum).name
-            os.write(2, f"archbench: {name} again: stopped at once; rerun the same command to resume\n".encode())
+            line = f"archbench: {name} again: stopped at once; rerun the same command to resume\n"
+            os.write(self.stderr_fd, line.encode())
             os._exit(128 + signum)
         self.signum, self._first_at = signum, time.monotonic()
         if self._waiting:
