@@ -67,6 +67,7 @@ from archbench.evaluators.measurement import (
 from archbench.evaluators.quality import validate
 from archbench.evaluators.task import Task, get_task
 from archbench.evaluators.trainer import TrainConfig, can_resume, train
+from archbench.metrics import of_column
 from archbench.run_settings import RunSettings
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
@@ -315,7 +316,7 @@ def evaluate(
 
 def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
     """The constraints on metrics that do not depend on how long the measurement looks."""
-    return tuple(c for c in constraints if c.metric in UNTIMED_METRICS)
+    return tuple(c for c in constraints if getattr(of_column(c.metric), "name", None) in UNTIMED_METRICS)
 
 
 def _premeasure(

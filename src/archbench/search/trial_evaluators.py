@@ -26,11 +26,12 @@ from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.evaluators.budget import DEFAULT_BUDGET
 from archbench.leaderboard.objectives import Objective
-from archbench.metrics import names
+from archbench.metrics import names, of_column, split_workload
 from archbench.registry import Registry
 from archbench.run_settings import RunSettings
 from archbench.search.evaluator import Probe, TrialEvaluator
 from archbench.search_space.architecture import Architecture
+from archbench.search_space.registries import ATTENTION
 from archbench.train_config import TrainConfig
 from archbench.trial import METRICS, TrialResult, utc_now
 
@@ -59,12 +60,18 @@ def _with_options(cls: Any, config: SearchConfig, base: dict[str, Any]) -> Any:
 NOT_ON_CPU = names(needs_gpu=True)
 
 
-def check_objectives(objectives: Sequence[Objective], device_kind: str | None, what: str = "objective") -> None:
-    """Objectives (and constraint metrics) must be metrics a trial reports or numeric Architecture fields,
-    and measurable on this device."""
+def check_objectives(
+    objectives: Sequence[Objective], device_kind: str | None, what: str = "objective", workloads: Sequence[str] = ()
+) -> None:
+    """Objectives (and constraint metrics) must be metrics a trial reports or numeric Architecture fields, or
+    a measured metric at one of the named ``workloads`` (``ttft_ms@batch32``), and measurable on this device."""
     numeric_fields = [f for f, v in Architecture().to_dict().items() if isinstance(v, int | float)]
     known = [*METRICS, *numeric_fields]
     for o in objectives:
+        metric, workload = split_workload(o.name)
+        if workload is not None:
+            _check_workload_metric(o.name, what, workloads)
+            o = Objective(metric, o.sense)
         if o.name not in known:
             close = difflib.get_close_matches(o.name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -76,10 +83,31 @@ def check_objectives(objectives: Sequence[Objective], device_kind: str | None, w
             )
 
 
+def _check_workload_metric(column: str, what: str, workloads: Sequence[str]) -> None:
+    """``metric@workload`` must name a known workload and a metric measured per workload."""
+    metric, workload = split_workload(column)
+    if workload not in workloads:
+        known = ", ".join(workloads) or "none (define them: deploy.workloads={NAME: {batch: B, context: C}})"
+        raise ConfigError(f"{what} {column!r}: no workload {workload!r} in deploy.workloads; known: {known}")
+    if of_column(column) is None:
+        per_workload = ", ".join(names(source="measurement", fixed=False))
+        raise ConfigError(
+            f"{what} {column!r}: {metric} is not measured per workload; metrics measured at a workload: {per_workload}"
+        )
+
+
 def _check_metrics(config: SearchConfig, device_kind: str | None) -> None:
     """The study's objectives and constraint metrics, checked by :func:`check_objectives`."""
-    check_objectives(config.objectives, device_kind)
-    check_objectives(tuple(Objective(c.metric) for c in config.constraints), device_kind, what="constraint")
+    workloads = [str(w.name) for w in config.deploy.workloads]
+    check_objectives(config.objectives, device_kind, workloads=workloads)
+    constrained = tuple(Objective(c.metric) for c in config.constraints)
+    check_objectives(constrained, device_kind, what="constraint", workloads=workloads)
+
+
+def _choices(fields: Mapping[str, Any], name: str) -> list[Any]:
+    """A space field's choices (a fixed value is one choice; a field left out, the Architecture's default)."""
+    value = fields.get(name, getattr(Architecture(), name))
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _keeps_no_state(evaluator: Any) -> ConfigError:
@@ -169,9 +197,12 @@ class TrainEvaluator:
         funnel's continuation), and the deployment must fit every sequence length of the space."""
         _check_metrics(config, None)
         config.trial_train_config()
-        lengths = config.space.to_dict()["fields"].get("max_seq_len", Architecture().max_seq_len)
+        fields = config.space.to_dict()["fields"]
+        lengths = fields.get("max_seq_len", Architecture().max_seq_len)
         for max_seq_len in lengths if isinstance(lengths, list) else [lengths]:
             config.measured_deploy.check_fits(int(max_seq_len))
+        windowed = [a for a in _choices(fields, "attention") if ATTENTION.meta(a).get("uses_window")]
+        config.measured_deploy.check_windows(windowed, [int(w) for w in _choices(fields, "window") if w])
 
     @classmethod
     def task_of(cls, config: SearchConfig) -> str:
@@ -328,6 +359,7 @@ class LookupEvaluator(_TrainsNothing):
                 arch, self.task, self.budget, study, trial, self.seed, "unsupported", "not in the lookup table"
             )
         metrics = {k: row.get(k) for k in METRICS}
+        metrics.update({k: v for k, v in row.items() if split_workload(k)[1] is not None and of_column(k)})
         reasons = json.loads(row.get("null_reasons") or "{}")
         reasons = {k: reasons.get(k, "null in the lookup table") for k, v in metrics.items() if v is None}
         hardware = {k: row[k] for k in ("device_name", "device_kind") if k in row}
