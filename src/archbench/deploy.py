@@ -105,7 +105,7 @@ class Deploy:
         deploy = cls(modes=tuple(modes) if isinstance(modes, list | tuple) else modes, name=name,
                      **{**inherited, **data})  # fmt: skip
         if not isinstance(workloads, Mapping):
-            raise ConfigError(f"deploy.workloads: must map names to settings, e.g. {{chat: {{context: 2048}}}}")
+            raise ConfigError("deploy.workloads: must map names to settings, e.g. {chat: {context: 2048}}")
         named = tuple(cls.from_dict(settings, str(key), deploy) for key, settings in workloads.items())
         return replace(deploy, workloads=named) if named else deploy
 

@@ -4,7 +4,7 @@ Every list of metric names in archbench derives from :data:`TABLE` (the leaderbo
 types, the cost metrics a measurement fills, the ones a constraint may check before training, the modes a
 deployment must measure for an objective, the units ``archbench measure`` prints, ...)::
 
-    names(source="measurement", timed=False)   # params, flops, model_bytes, peak_mem_mb, kv_cache_mb
+    names(source="measurement", timed=False)   # params, flops, model_bytes, peak_mem_mb, kv_cache_mb, ...
     names(needs_gpu=True)                      # the NVML energy metrics
     get("val_acc").direction                   # "max"
     of_column("ttft_ms@batch32").name          # "ttft_ms": a metric measured at a named workload
@@ -49,6 +49,7 @@ class Metric:
     needs_gpu: bool = False  # needs NVML (a GPU's energy counter); null on a CPU-only machine
     pretrain: bool = False  # a property of the deployed model that a constraint may bound before training
     fixed: bool = False  # measured, but the same at every deployment shape: not repeated per workload
+    computed: bool = False  # from the architecture and the deployment alone, not read off archbench.latency
     headline: bool = False  # shown by default in ``archbench leaderboard`` tables
 
     def __post_init__(self) -> None:
@@ -56,17 +57,19 @@ class Metric:
         assert self.measures in MEASURES, self
         assert self.direction in ("min", "max"), self
         assert (self.mode is None) == (self.source != "measurement") and self.mode in (None, *MODES), self
-        assert not (self.pretrain or self.needs_gpu or self.fixed) or self.source == "measurement", self
+        measured_only = self.pretrain or self.needs_gpu or self.fixed or self.computed
+        assert not measured_only or self.source == "measurement", self
+        assert not (self.computed and self.timed), self
 
 
 _FLAGS = {"max": ("direction", "max"), "int": ("integer", True), "timed": ("timed", True),
           "gpu": ("needs_gpu", True), "pretrain": ("pretrain", True), "headline": ("headline", True),
-          "fixed": ("fixed", True)}  # fmt: skip
+          "fixed": ("fixed", True), "computed": ("computed", True)}  # fmt: skip
 
 
 def _m(name: str, unit: str, by: str, measures: str, flags: str, description: str) -> Metric:
     """A table row: ``by`` is the source, or the deployment mode of a measured metric; ``flags`` name the
-    attributes that differ from their defaults (``max int timed gpu pretrain headline fixed``)."""
+    attributes that differ from their defaults (``max int timed gpu pretrain headline fixed computed``)."""
     source, mode = (by, None) if by in SOURCES else ("measurement", by)
     return Metric(name, description, unit, source, measures, mode, **dict(_FLAGS[f] for f in flags.split()))
 
@@ -139,7 +142,7 @@ TABLE: tuple[Metric, ...] = (
        "number of timed generations"),
     _m("kv_cache_mb",          "MiB",       "decode",     "memory",   "pretrain",
        "size of the KV cache (or recurrent state) at the measured context (MiB)"),
-    _m("kv_cache_bytes_per_token", "B",     "prefill",    "memory",   "pretrain",
+    _m("kv_cache_bytes_per_token", "B",     "prefill",    "memory",   "pretrain computed",
        "decode-cache bytes of one sequence at the deployment's context, per token of it (analytic)"),
     _m("compile_s",            "s",         "prefill",    "compile",  "timed",
        "torch.compile time of the measured call (s); null when eager"),

@@ -14,8 +14,9 @@ from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, SearchConfig
 
 WORKLOADS = "deploy.workloads={chat: {batch: 1, context: 48}, batch4: {batch: 4, prompt: 32}}"
-SPACE = SearchSpace.from_dict({"name": "w", "fields": {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 64,
-                                                       "attention": ["dense", "sliding_window"], "window": [16, 32]}})  # fmt: skip
+FIELDS = {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 64, "attention": ["dense", "sliding_window"],
+          "window": [16, 32]}  # fmt: skip
+SPACE = SearchSpace.from_dict({"name": "w", "fields": FIELDS})
 
 
 def config(tmp: Path, objectives: tuple[str, ...], deploy: Deploy, **kw: object) -> SearchConfig:
@@ -32,8 +33,9 @@ def test_only_named_workloads_are_in_the_study_and_its_identity(tmp_path: Path) 
     assert plain.measured_deploy == Deploy() and "deploy" not in plain.identity()  # no workload named: as before
     chat = config(tmp_path, ("val_loss", "decode_ms_per_token@chat"), deploy)
     assert [w.name for w in chat.measured_deploy.workloads] == ["chat"]
-    assert chat.identity()["deploy"]["workloads"] == {"chat": {**Deploy(context=48).to_dict(), "modes": ["prefill",
-                                                                                                         "decode"]}}
+    assert chat.identity()["deploy"]["workloads"] == {
+        "chat": {**Deploy(context=48).to_dict(), "modes": ["prefill", "decode"]}
+    }
     from archbench.search.trial_evaluators import make_evaluator
 
     assert make_evaluator(chat).run_settings().deploy == chat.measured_deploy  # the cache keys on its label
@@ -42,13 +44,22 @@ def test_only_named_workloads_are_in_the_study_and_its_identity(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("objectives", "deploy", "message"),
     [
-        (("val_loss", "ttft_ms@chat9k"), {"chat": {}}, "objective 'ttft_ms@chat9k': no workload 'chat9k' in "
-                                                       "deploy.workloads; known: chat"),
+        (
+            ("val_loss", "ttft_ms@chat9k"),
+            {"chat": {}},
+            "objective 'ttft_ms@chat9k': no workload 'chat9k' in deploy.workloads; known: chat",
+        ),
         (("val_loss", "params@chat"), {"chat": {}}, "objective 'params@chat': params is not measured per workload"),
-        (("val_loss", "decode_ms_per_token@chat"), {"chat": {"context": 16}},
-         "deploy.workloads.chat.context=16: not above any window of the space (16, 32 for sliding_window)"),
-        (("val_loss", "decode_ms_per_token@chat"), {"chat": {"context": 64}},
-         "deploy.workloads.chat.context=64: must be below max_seq_len=64 of the space"),
+        (
+            ("val_loss", "decode_ms_per_token@chat"),
+            {"chat": {"context": 16}},
+            "deploy.workloads.chat.context=16: not above any window of the space (16, 32 for sliding_window)",
+        ),
+        (
+            ("val_loss", "decode_ms_per_token@chat"),
+            {"chat": {"context": 64}},
+            "deploy.workloads.chat.context=64: must be below max_seq_len=64 of the space",
+        ),
     ],
 )
 def test_bad_workload_settings_are_refused(
@@ -62,8 +73,10 @@ def test_bad_workload_settings_are_refused(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["objectives=[val_loss:min,decode_ms_per_token@chat8k:min]"], "no workload 'chat8k' in deploy.workloads; "
-                                                                       "known: chat, batch4"),
+        (
+            ["objectives=[val_loss:min,decode_ms_per_token@chat8k:min]"],
+            "no workload 'chat8k' in deploy.workloads; known: chat, batch4",
+        ),
         (["constraints=[ttft_ms@batch5<=3]"], "constraint 'ttft_ms@batch5': no workload 'batch5'"),
         (["deploy.workloads={chat: {ctx: 5}}"], "deploy.workloads.chat: unknown key 'ctx'"),
     ],
@@ -108,5 +121,6 @@ def test_a_search_at_two_named_workloads_end_to_end(tmp_path: Path, capsys: pyte
     assert main(["leaderboard", "pareto", *root, "--objectives", "val_loss,decode_ms_per_token@chat"]) == 0
     assert "decode_ms_per_token@chat" in capsys.readouterr().out
     html = tmp_path / "front.html"
-    assert main(["leaderboard", "plot", *root, "--objectives", "val_loss,decode_ms_per_token@chat", "--out", str(html)]) == 0
+    plot = ["--objectives", "val_loss,decode_ms_per_token@chat", "--out", str(html)]
+    assert main(["leaderboard", "plot", *root, *plot]) == 0
     assert "decode_ms_per_token@chat" in html.read_text()

@@ -22,9 +22,9 @@ top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_re
 ``train_schedule`` and ``train_recipe`` (the whole training recipe; null: a row from before it was recorded,
 whose recipe is unknown, so the search's cache never reuses it), ``kv_cache_bytes_per_token``. Dynamic
 columns: a metric measured at a named workload is ``metric@workload`` (``decode_ms_per_token@chat8k``),
-typed as its metric (:func:`workload_columns`), present only in the parts of studies that measured it. Read rule for the older rows
-(:func:`migrate` applies it to parts of every version): a trained row without ``train_schedule`` is
-``cosine``, the only schedule there was before the column existed.
+typed as its metric (:func:`workload_columns`), present only in the parts of studies that measured it.
+Read rule for the older rows (:func:`migrate` applies it to parts of every version): a trained row
+without ``train_schedule`` is ``cosine``, the only schedule there was before the column existed.
 """
 
 from __future__ import annotations
