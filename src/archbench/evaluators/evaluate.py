@@ -249,8 +249,10 @@ def evaluate(
     ``"not measured: measure=False"``). ``config`` holds the optimiser settings (default
     :class:`TrainConfig`). ``constraints`` (``"latency_ms<=20, params<=1e6"``): see the module docstring.
     ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
-    prefill, plus the modes the constraints need. ``validate_quant=False`` leaves the quantized model's
-    quality (``*_quant``) null with the reason (a funnel's screening rungs, which rank on other metrics).
+    prefill, plus the modes the constraints need; each of its named workloads is measured too, its metrics
+    as ``metric@name`` (a constraint naming a workload it lacks is a ConfigError). ``validate_quant=False``
+    leaves the quantized model's quality (``*_quant``) null with the reason (a funnel's screening rungs,
+    which rank on other metrics).
     ``screen=True`` measures quickly; ``save_state`` / ``resume_from`` / ``save_weights``: see the module
     docstring.
     """
