@@ -13,6 +13,7 @@ from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, SearchConfig
+from archbench.search.cache import cache_key
 
 WORKLOADS = "deploy.workloads={chat: {batch: 1, context: 48}, batch4: {batch: 4, prompt: 32}}"
 FIELDS = {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 64, "attention": ["dense", "sliding_window"],
@@ -40,6 +41,11 @@ def test_only_named_workloads_are_in_the_study_and_its_identity(tmp_path: Path) 
     from archbench.search.trial_evaluators import make_evaluator
 
     assert make_evaluator(chat).run_settings().deploy == chat.measured_deploy  # the cache keys on its label
+    longer = config(tmp_path, ("val_loss", "decode_ms_per_token@chat"), Deploy.from_dict({"workloads": {
+        "chat": {"context": 40}}}))  # fmt: skip
+    keys = [cache_key("charlm", "steps=2", "a", {}, make_evaluator(c).run_settings().columns(), {}) for c in
+            (plain, chat, longer)]  # fmt: skip
+    assert len(set(keys)) == 3  # a row measured at another workload is never served from the cache
 
 
 @pytest.mark.parametrize(
