@@ -76,8 +76,8 @@ class Deploy:
                 "ttft_ms@NAME), and a workload has no workloads of its own"
             )
         object.__setattr__(self, "workloads", tuple(self.workloads))
-        names = [w.name for w in self.workloads]
-        if None in names or len(set(names)) != len(names):
+        given = [w.name for w in self.workloads]
+        if None in given or len(set(given)) != len(given):
             raise ConfigError("deploy.workloads: every workload needs its own name")
 
     @property
