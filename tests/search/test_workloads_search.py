@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archbench import Leaderboard, SearchSpace
+from archbench import Architecture, Leaderboard, SearchSpace
 from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.leaderboard.objectives import Objective
 from archbench.search import RayConfig, SearchConfig
 from archbench.search.cache import cache_key
+from archbench.search_space.cache_size import kv_cache_bytes
 
 WORKLOADS = "deploy.workloads={chat: {batch: 1, context: 48}, batch4: {batch: 4, prompt: 32}}"
 FIELDS = {"depth": 1, "width": 32, "heads": 2, "max_seq_len": 64, "attention": ["dense", "sliding_window"],
@@ -121,6 +122,14 @@ def test_a_search_at_two_named_workloads_end_to_end(tmp_path: Path, capsys: pyte
                    "kv_cache_bytes_per_token"):  # fmt: skip
         assert df[column].null_count() == 0 and (df[column] > 0).all(), column
     assert "decode_ms_per_token@batch4" in df.columns and df["decode_ms_per_token@batch4"].null_count() == 1
+    row = df.row(0, named=True)
+    reasons = json.loads(row["null_reasons"])
+    assert "deploy.workloads.batch4.modes has no decode" in reasons["decode_ms_per_token@batch4"]
+    arch = Architecture.from_dict({f: row[f] for f in Architecture.field_names()})
+    assert row["kv_cache_bytes_per_token"] == kv_cache_bytes(arch, 32) / 32  # at max_seq_len / 2
+    assert row["kv_cache_bytes_per_token@chat"] == kv_cache_bytes(arch, 48) / 48
+    assert row["kv_cache_mb@chat"] == pytest.approx(kv_cache_bytes(arch, 48) / 2**20)  # the real cache, measured
+    assert row["params"] > 0 and "params@chat" not in df.columns  # the same at every workload
     label = "; chat=prefill+decode b1 p=max c=48 eager; batch4=prefill b4 p=32 eager"
     assert df["deploy"].str.contains(label, literal=True).all()
     study = tmp_path / "studies" / "w"
