@@ -17,7 +17,7 @@ def test_every_name_is_unique_and_described() -> None:
 def test_the_facts_the_search_and_the_measurement_rely_on() -> None:
     # a quick look measures these exactly as a full one does (a screen may reject on them)
     assert set(names(source="measurement", timed=False)) == {
-        "params", "flops", "model_bytes", "peak_mem_mb", "kv_cache_mb",
+        "params", "flops", "model_bytes", "peak_mem_mb", "kv_cache_mb", "kv_cache_bytes_per_token",
     }  # fmt: skip
     # NVML only: a CPU-only cluster refuses them as objectives
     assert names(needs_gpu=True) == ("energy_mj", "energy_above_idle_mj", "avg_power_w")
@@ -25,7 +25,7 @@ def test_the_facts_the_search_and_the_measurement_rely_on() -> None:
     assert set(names(pretrain=True)) == {
         "params", "flops", "model_bytes", "latency_ms", "latency_p90_ms", "energy_mj", "energy_above_idle_mj",
         "avg_power_w", "peak_mem_mb", "prefill_ms", "decode_ms_per_token", "decode_p90_ms", "ttft_ms", "tpot_ms",
-        "kv_cache_mb",
+        "kv_cache_mb", "kv_cache_bytes_per_token",
     }  # fmt: skip
     assert set(names(direction="max")) == {"val_acc", "val_acc_quant", "train_tokens_per_s", "roofline_fraction"}
     assert names(source="validation") == (

@@ -16,7 +16,8 @@ in different units add up sensibly; 0 when satisfied. A strict bound met exactly
 the form Optuna's ``constraints_func`` and pymoo's ``G`` expect.
 
 :data:`PRETRAIN_METRICS` are the metrics measured without training (size, latency, energy, memory):
-constraints on them can be checked before a candidate is trained. Torch-free.
+constraints on them (also at a named workload, ``ttft_ms@batch32<=50``) can be checked before a candidate
+is trained. Torch-free.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 import polars as pl
 
 from archbench.errors import ConfigError
-from archbench.metrics import names
+from archbench.metrics import names, of_column
 
 OPS = ("<=", "<", ">=", ">")
 ALIASES = {"≤": "<=", "≥": ">=", "=<": "<=", "=>": ">="}
@@ -41,8 +42,9 @@ STRICT_EPS = sys.float_info.epsilon  # violation of a strict bound met exactly
 PRETRAIN_METRICS = names(pretrain=True)  # measured without training: see archbench.metrics
 ALLOWED = "write METRIC OP NUMBER with OP one of <=, <, >=, > (e.g. latency_ms<=20), several separated by commas"
 
-_METRIC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=<|=>|≤|≥|<|>)\s*(\S.*?)\s*")
+# A column: a metric, or one measured at a named workload (decode_ms_per_token@chat8k; archbench.metrics).
+_METRIC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(@[A-Za-z0-9_]+)?")
+_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:@[A-Za-z0-9_]+)?)\s*(<=|>=|=<|=>|≤|≥|<|>)\s*(\S.*?)\s*")
 
 
 def _number(value: float) -> str:
@@ -233,6 +235,13 @@ def judge(row: Mapping[str, Any], constraints: Iterable[Constraint]) -> tuple[bo
     return True, 0.0, ""
 
 
+def is_pretrain(column: str) -> bool:
+    """Whether ``column`` is measured without training: a :data:`PRETRAIN_METRICS` metric, also at a named
+    workload (``decode_ms_per_token@chat8k``)."""
+    metric = of_column(column)
+    return metric is not None and metric.name in PRETRAIN_METRICS
+
+
 def pretrain(constraints: Iterable[Constraint]) -> tuple[Constraint, ...]:
     """Those of ``constraints`` that can be checked before training (on :data:`PRETRAIN_METRICS`)."""
-    return tuple(c for c in constraints if c.metric in PRETRAIN_METRICS)
+    return tuple(c for c in constraints if is_pretrain(c.metric))

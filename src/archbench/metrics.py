@@ -4,9 +4,15 @@ Every list of metric names in archbench derives from :data:`TABLE` (the leaderbo
 types, the cost metrics a measurement fills, the ones a constraint may check before training, the modes a
 deployment must measure for an objective, the units ``archbench measure`` prints, ...)::
 
-    names(source="measurement", timed=False)   # params, flops, model_bytes, peak_mem_mb, kv_cache_mb
+    names(source="measurement", timed=False)   # params, flops, model_bytes, peak_mem_mb, kv_cache_mb, ...
     names(needs_gpu=True)                      # the NVML energy metrics
     get("val_acc").direction                   # "max"
+    of_column("ttft_ms@batch32").name          # "ttft_ms": a metric measured at a named workload
+
+A measured metric that depends on the deployment's shape (not ``fixed``) is also recorded once per named
+workload (``deploy.workloads``, see :mod:`archbench.deploy`) under ``metric@workload``, e.g.
+``decode_ms_per_token@chat8k``: :func:`at_workload`, :func:`split_workload` and :func:`of_column` are the one
+definition of those column names.
 
 A metric that could not be measured is null with a reason, never 0 (see :mod:`archbench.trial`). Other
 metrics may be reported (any extra one becomes a float column), but these are the ones archbench knows.
@@ -15,6 +21,7 @@ Imports nothing heavy: every part of the package may read it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 from archbench.errors import UnknownNameError
@@ -22,6 +29,8 @@ from archbench.errors import UnknownNameError
 SOURCES = ("validation", "training", "measurement")
 MODES = ("prefill", "decode", "generate")  # the deployment modes a measurement times (see archbench.deploy)
 MEASURES = ("quality", "training", "latency", "energy", "memory", "size", "roofline", "compile")
+WORKLOAD_SEP = "@"  # decode_ms_per_token@chat8k: the metric measured at the workload named chat8k
+WORKLOAD_NAME = re.compile(r"[A-Za-z0-9_]+")  # a workload's name: letters, digits and underscores
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class Metric:
     timed: bool = False  # read off a clock, so a quick look (a funnel's screen) measures it less exactly
     needs_gpu: bool = False  # needs NVML (a GPU's energy counter); null on a CPU-only machine
     pretrain: bool = False  # a property of the deployed model that a constraint may bound before training
+    fixed: bool = False  # measured, but the same at every deployment shape: not repeated per workload
+    computed: bool = False  # from the architecture and the deployment alone, not read off archbench.latency
     headline: bool = False  # shown by default in ``archbench leaderboard`` tables
 
     def __post_init__(self) -> None:
@@ -46,16 +57,19 @@ class Metric:
         assert self.measures in MEASURES, self
         assert self.direction in ("min", "max"), self
         assert (self.mode is None) == (self.source != "measurement") and self.mode in (None, *MODES), self
-        assert not (self.pretrain or self.needs_gpu) or self.source == "measurement", self
+        measured_only = self.pretrain or self.needs_gpu or self.fixed or self.computed
+        assert not measured_only or self.source == "measurement", self
+        assert not (self.computed and self.timed), self
 
 
 _FLAGS = {"max": ("direction", "max"), "int": ("integer", True), "timed": ("timed", True),
-          "gpu": ("needs_gpu", True), "pretrain": ("pretrain", True), "headline": ("headline", True)}  # fmt: skip
+          "gpu": ("needs_gpu", True), "pretrain": ("pretrain", True), "headline": ("headline", True),
+          "fixed": ("fixed", True), "computed": ("computed", True)}  # fmt: skip
 
 
 def _m(name: str, unit: str, by: str, measures: str, flags: str, description: str) -> Metric:
     """A table row: ``by`` is the source, or the deployment mode of a measured metric; ``flags`` name the
-    attributes that differ from their defaults (``max int timed gpu pretrain headline``)."""
+    attributes that differ from their defaults (``max int timed gpu pretrain headline fixed computed``)."""
     source, mode = (by, None) if by in SOURCES else ("measurement", by)
     return Metric(name, description, unit, source, measures, mode, **dict(_FLAGS[f] for f in flags.split()))
 
@@ -100,11 +114,11 @@ TABLE: tuple[Metric, ...] = (
        "average power during the energy window (W)"),
     _m("peak_mem_mb",          "MiB",       "prefill",    "memory",   "pretrain headline",
        "peak device memory of one inference (MiB)"),
-    _m("params",               "",          "prefill",    "size",     "int pretrain headline",
+    _m("params",               "",          "prefill",    "size",     "int pretrain headline fixed",
        "parameter count (shared and tied weights once)"),
     _m("flops",                "",          "prefill",    "size",     "int pretrain",
        "FLOPs per inference (torch's counter; attention counted from the mask)"),
-    _m("model_bytes",          "B",         "prefill",    "size",     "int pretrain",
+    _m("model_bytes",          "B",         "prefill",    "size",     "int pretrain fixed",
        "model size in bytes after quant"),
     _m("roofline_fraction",    "",          "prefill",    "roofline", "timed max",
        "achieved fraction of the roofline floor time"),
@@ -128,6 +142,8 @@ TABLE: tuple[Metric, ...] = (
        "number of timed generations"),
     _m("kv_cache_mb",          "MiB",       "decode",     "memory",   "pretrain",
        "size of the KV cache (or recurrent state) at the measured context (MiB)"),
+    _m("kv_cache_bytes_per_token", "B",     "prefill",    "memory",   "pretrain computed",
+       "decode-cache bytes of one sequence at the deployment's context, per token of it (analytic)"),
     _m("compile_s",            "s",         "prefill",    "compile",  "timed",
        "torch.compile time of the measured call (s); null when eager"),
 )
@@ -151,6 +167,29 @@ def names(**match: object) -> tuple[str, ...]:
     if unknown:
         raise TypeError(f"Metric has no attribute {unknown[0]!r}; attributes: {', '.join(sorted(_FIELDS))}")
     return tuple(m.name for m in TABLE if all(getattr(m, k) == v for k, v in match.items()))
+
+
+def at_workload(metric: str, workload: str) -> str:
+    """The column of ``metric`` measured at the named ``workload``: ``metric@workload``."""
+    return f"{metric}{WORKLOAD_SEP}{workload}"
+
+
+def split_workload(column: str) -> tuple[str, str | None]:
+    """``("ttft_ms", "batch32")`` for ``ttft_ms@batch32``; ``(column, None)`` for a column without a workload."""
+    metric, sep, workload = column.partition(WORKLOAD_SEP)
+    return (metric, workload) if sep else (column, None)
+
+
+def of_column(column: str) -> Metric | None:
+    """The known metric a column reports: its own, or the one measured at a workload (``metric@name``,
+    a metric that is not ``fixed``); None for any other column."""
+    metric, workload = split_workload(column)
+    m = BY_NAME.get(metric)
+    if workload is None:
+        return m
+    if m is None or m.source != "measurement" or m.fixed or not WORKLOAD_NAME.fullmatch(workload):
+        return None
+    return m
 
 
 def units() -> dict[str, str]:

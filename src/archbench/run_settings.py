@@ -26,7 +26,7 @@ COLUMNS: dict[str, type] = {
     "archbench_version": str,
     "train_schedule": str,  # the schedule's label (TrainConfig.label), e.g. "wsd(warmup=1,decay=0.2)"
     "train_recipe": str,  # every TrainConfig field as canonical JSON (TrainConfig.recipe); null: not trained
-    "deploy": str,  # the deployment measured (Deploy.label); null: not measured
+    "deploy": str,  # the deployment measured, with its named workloads (Deploy.label); null: not measured
     "measure_mode": str,  # its modes joined by "+", e.g. "prefill+decode"
     "measure_effort": str,  # full | screen (a funnel's quick first look); null: not measured
 }

@@ -67,6 +67,7 @@ from archbench.evaluators.measurement import (
 from archbench.evaluators.quality import validate
 from archbench.evaluators.task import Task, get_task
 from archbench.evaluators.trainer import TrainConfig, can_resume, train
+from archbench.metrics import of_column
 from archbench.run_settings import RunSettings
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.quantize import quantize, unsupported_reason
@@ -248,8 +249,10 @@ def evaluate(
     ``"not measured: measure=False"``). ``config`` holds the optimiser settings (default
     :class:`TrainConfig`). ``constraints`` (``"latency_ms<=20, params<=1e6"``): see the module docstring.
     ``deploy`` says which modes (prefill, decode, generate) are measured at what shape; by default
-    prefill, plus the modes the constraints need. ``validate_quant=False`` leaves the quantized model's
-    quality (``*_quant``) null with the reason (a funnel's screening rungs, which rank on other metrics).
+    prefill, plus the modes the constraints need; each of its named workloads is measured too, its metrics
+    as ``metric@name`` (a constraint naming a workload it lacks is a ConfigError). ``validate_quant=False``
+    leaves the quantized model's quality (``*_quant``) null with the reason (a funnel's screening rungs,
+    which rank on other metrics).
     ``screen=True`` measures quickly; ``save_state`` / ``resume_from`` / ``save_weights``: see the module
     docstring.
     """
@@ -315,7 +318,7 @@ def evaluate(
 
 def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
     """The constraints on metrics that do not depend on how long the measurement looks."""
-    return tuple(c for c in constraints if c.metric in UNTIMED_METRICS)
+    return tuple(c for c in constraints if getattr(of_column(c.metric), "name", None) in UNTIMED_METRICS)
 
 
 def _premeasure(

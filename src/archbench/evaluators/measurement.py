@@ -11,6 +11,11 @@ stop rule capped at 1 s, a 0.5 s energy window) whose rows the funnel measures a
 rung. :class:`Measured` says which effort a measurement took (``effort``; None when nothing was measured):
 the row records it with the deployment in its run settings (``measure_effort``, ``deploy``), not in the
 hardware fingerprint.
+
+Each named workload of the deployment (``deploy.workloads``) is measured the same way after the unnamed
+deployment, and its metrics that depend on the shape (all but ``params`` and ``model_bytes``) are returned
+as ``metric@name`` with their null reasons. ``kv_cache_bytes_per_token`` is not timed but computed from the
+architecture (:mod:`archbench.search_space.cache_size`) at each deployment's context.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import torch
 from torch import nn
 
 from archbench.deploy import MODE_METRICS, Deploy
-from archbench.metrics import names
+from archbench.metrics import at_workload, names
 from archbench.search_space.architecture import Architecture
+from archbench.search_space.cache_size import kv_cache_bytes
 
 if TYPE_CHECKING:
     from archbench.latency.stats import StopRule
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 QUALITY_METRICS = names(source="validation")
 TRAINING_METRICS = names(source="training")
 COST_METRICS = names(source="measurement")
+WORKLOAD_METRICS = names(source="measurement", fixed=False)  # repeated per named workload as metric@name
 
 
 @dataclass(frozen=True)
@@ -103,12 +110,63 @@ def measure(
     effort: Effort = FULL,
 ) -> Measured:
     """Cost metrics of the deployed ``model`` in every mode of ``deploy`` (default: prefill only, eager,
-    batch 1 at ``max_seq_len``) from ``archbench.latency``, measured with ``effort``; never raises."""
+    batch 1 at ``max_seq_len``) from ``archbench.latency``, measured with ``effort``, then those of each
+    named workload as ``metric@name``; never raises."""
     deploy = deploy or Deploy()
-    if not enabled:
-        return not_measured("not measured: measure=False", fingerprint(device))
-    if model is None:
-        return not_measured(f"not measured: {why_not or 'no deployed model'}", fingerprint(device))
+    if not enabled or model is None:
+        why = "not measured: measure=False" if not enabled else f"not measured: {why_not or 'no deployed model'}"
+        return _with_workloads(not_measured(why, fingerprint(device)), deploy)
+    measured = _measure_one(model, arch, device, deploy, effort)
+    if not deploy.workloads:
+        return measured
+    metrics, reasons = dict(measured.metrics), dict(measured.null_reasons)
+    for workload in deploy.workloads:
+        at = _measure_one(model, arch, device, workload, effort)
+        for name in WORKLOAD_METRICS:
+            column = at_workload(name, str(workload.name))
+            metrics[column] = at.metrics.get(name)
+            if metrics[column] is None:
+                reasons[column] = at.null_reasons.get(name, "not reported by archbench.latency")
+    return Measured(metrics, reasons, measured.hardware, measured.effort)
+
+
+def _with_workloads(measured: Measured, deploy: Deploy) -> Measured:
+    """``measured`` (nothing measured) with each workload's columns null for the same reason."""
+    columns = [at_workload(n, str(w.name)) for w in deploy.workloads for n in WORKLOAD_METRICS]
+    reason = next(iter(measured.null_reasons.values()), "not measured")
+    return Measured(
+        {**measured.metrics, **dict.fromkeys(columns)},
+        {**measured.null_reasons, **dict.fromkeys(columns, reason)},
+        measured.hardware,
+        measured.effort,
+    )
+
+
+def kv_cache_bytes_per_token(model: nn.Module, arch: Architecture, deploy: Deploy) -> tuple[float | None, str]:
+    """The decode cache's bytes per token of one sequence at ``deploy``'s context (None and why for a model
+    that keeps no cache: an encoder)."""
+    if getattr(model, "decode", None) is None:
+        return None, f"{type(model).__name__} keeps no decode cache (not a decoder LM)"
+    context = deploy.resolved_context(arch.max_seq_len)
+    return kv_cache_bytes(arch, context) / context, ""
+
+
+def _measure_one(
+    model: nn.Module, arch: Architecture, device: torch.device, deploy: Deploy, effort: Effort
+) -> Measured:
+    """:func:`measure` of one deployment (its own modes, not its workloads), with its cache size per token
+    (computed, so present even where the timing failed)."""
+    measured = _timed(model, arch, device, deploy, effort)
+    per_token, why = kv_cache_bytes_per_token(model, arch, deploy)
+    reasons = {k: v for k, v in measured.null_reasons.items() if k != "kv_cache_bytes_per_token"}
+    if why:
+        reasons["kv_cache_bytes_per_token"] = why
+    return Measured({**measured.metrics, "kv_cache_bytes_per_token": per_token}, reasons, measured.hardware,
+                    measured.effort)  # fmt: skip
+
+
+def _timed(model: nn.Module, arch: Architecture, device: torch.device, deploy: Deploy, effort: Effort) -> Measured:
+    """The metrics ``archbench.latency`` measures of one deployment (nulls with the reason on failure)."""
     try:
         from archbench.latency import measure_model
     except ImportError as exc:
@@ -131,7 +189,7 @@ def measure(
             for key in keys:
                 if key not in metrics:
                     metrics[key] = None
-                    reasons[key] = f"not measured: deploy.modes has no {mode} (ask for it as an objective)"
+                    reasons[key] = f"not measured: {deploy.where}.modes has no {mode} (ask for it as an objective)"
             continue
         extra, extra_reasons, extra_hw = _mode(mode, model, arch, device, deploy, effort.stop_rule())
         if mode == "generate" and "decode" in deploy.modes:  # the decode cache at its context wins

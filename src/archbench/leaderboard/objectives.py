@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from archbench.errors import ConfigError
-from archbench.metrics import BY_NAME
+from archbench.metrics import of_column
 
 SENSES = ("min", "max")
 DEFAULT_OBJECTIVES = "val_loss:min,latency_ms:min"
@@ -44,8 +44,9 @@ class Objective:
         name, sense = name.strip(), sense.strip().lower()
         if not name:
             raise ConfigError(f"empty objective in {spec!r}: write NAME or NAME:min / NAME:max")
-        if not sep:
-            sense = BY_NAME[name].direction if name in BY_NAME else "min"
+        if not sep:  # a known metric's own direction, also at a named workload (ttft_ms@batch32)
+            metric = of_column(name)
+            sense = metric.direction if metric is not None else "min"
         return cls(name, sense)
 
 

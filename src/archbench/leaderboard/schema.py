@@ -20,9 +20,11 @@ processes other than the measuring one that NVML saw on its GPU), ``measure_effo
 top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_reason`` (the quick look),
 ``weights`` (where the trained float model's safetensors were kept; null: not kept),
 ``train_schedule`` and ``train_recipe`` (the whole training recipe; null: a row from before it was recorded,
-whose recipe is unknown, so the search's cache never reuses it). Read rule for the older rows
-(:func:`migrate` applies it to parts of every version): a trained row without ``train_schedule`` is
-``cosine``, the only schedule there was before the column existed.
+whose recipe is unknown, so the search's cache never reuses it), ``kv_cache_bytes_per_token``. Dynamic
+columns: a metric measured at a named workload is ``metric@workload`` (``decode_ms_per_token@chat8k``),
+typed as its metric (:func:`workload_columns`), present only in the parts of studies that measured it.
+Read rule for the older rows (:func:`migrate` applies it to parts of every version): a trained row
+without ``train_schedule`` is ``cosine``, the only schedule there was before the column existed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 import polars as pl
 
 from archbench.errors import ConfigError
-from archbench.metrics import names
+from archbench.metrics import names, of_column, split_workload
 from archbench.run_settings import COLUMNS as RUN_COLUMNS
 from archbench.search_space.architecture import Architecture
 from archbench.trial import METRICS, STATUSES, utc_now
@@ -93,6 +95,17 @@ def arch_columns() -> dict[str, pl.DataType]:
 
 def metric_columns() -> dict[str, pl.DataType]:
     return {name: pl.Int64() if name in COUNT_METRICS else pl.Float64() for name in METRICS}
+
+
+def workload_columns(columns: Iterable[str]) -> dict[str, pl.DataType]:
+    """Of ``columns``, those of a metric measured at a named workload (``decode_ms_per_token@chat8k``:
+    dynamic, one per workload a study names), with their metric's type."""
+    out: dict[str, pl.DataType] = {}
+    for name in columns:
+        metric = of_column(name)
+        if metric is not None and split_workload(name)[1] is not None:
+            out[name] = pl.Int64() if metric.integer else pl.Float64()
+    return out
 
 
 def base_schema() -> dict[str, pl.DataType]:
@@ -202,7 +215,7 @@ def canonicalize(rows: pl.DataFrame | Sequence[Any]) -> pl.DataFrame:
     bad = sorted(set(df["status"].cast(pl.String).unique().to_list()) - set(STATUSES))
     if bad:
         raise ConfigError(f"unknown status {bad[0]!r}: allowed {', '.join(STATUSES)}")
-    exprs = []
+    exprs = [pl.col(n).cast(t, strict=True) for n, t in workload_columns(df.columns).items() if df[n].dtype != t]
     for name, dtype in schema.items():
         if name not in df.columns:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))

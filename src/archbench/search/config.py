@@ -106,8 +106,9 @@ class SearchConfig:
 
     @property
     def measured_deploy(self) -> Deploy:
-        """``deploy`` plus the modes the objectives and constraints need (decode_ms_per_token: decode)."""
-        return self.deploy.for_metrics(self.needed_metrics)
+        """``deploy`` plus the modes the objectives and constraints need (decode_ms_per_token: decode), with
+        only the named workloads they measure (decode_ms_per_token@chat8k: chat8k, with decode)."""
+        return self.deploy.used_by(self.needed_metrics).for_metrics(self.needed_metrics)
 
     @property
     def needed_metrics(self) -> tuple[str, ...]:

@@ -276,13 +276,13 @@ class Funnel:
         if not self.fidelity.calibrates or rung >= top:
             return {}
         if rung not in self._maps:
-            from archbench.constraints import PRETRAIN_METRICS
+            from archbench.constraints import is_pretrain
 
             here, there = self.done[rung], self.done[top]
             both = [t for t in here if t in there and here[t].values is not None and there[t].values is not None]
             maps = {}
             for i, o in enumerate(self.objectives):
-                if o.name in PRETRAIN_METRICS:
+                if is_pretrain(o.name):
                     continue
                 pairs = [(here[t].values[i], there[t].values[i]) for t in both]  # type: ignore[index]
                 fitted = fit_rung_map(rung, o.name, pairs)

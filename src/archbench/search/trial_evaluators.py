@@ -13,10 +13,9 @@ it); ``tests/conformance/test_trial_evaluators.py`` checks every entry of :data:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,11 +24,11 @@ from archbench.constraints import parse_constraints
 from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.evaluators.budget import DEFAULT_BUDGET
-from archbench.leaderboard.objectives import Objective
-from archbench.metrics import names
+from archbench.metrics import of_column, split_workload
 from archbench.registry import Registry
 from archbench.run_settings import RunSettings
 from archbench.search.evaluator import Probe, TrialEvaluator
+from archbench.search.study_metrics import check_deployment, check_metrics
 from archbench.search_space.architecture import Architecture
 from archbench.train_config import TrainConfig
 from archbench.trial import METRICS, TrialResult, utc_now
@@ -54,32 +53,6 @@ def _with_options(cls: Any, config: SearchConfig, base: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"evaluator {config.evaluator}: unknown options {sorted(unknown)}; allowed: {sorted(fields)}")
     return cls(**{**base, **opts})
-
-
-NOT_ON_CPU = names(needs_gpu=True)
-
-
-def check_objectives(objectives: Sequence[Objective], device_kind: str | None, what: str = "objective") -> None:
-    """Objectives (and constraint metrics) must be metrics a trial reports or numeric Architecture fields,
-    and measurable on this device."""
-    numeric_fields = [f for f, v in Architecture().to_dict().items() if isinstance(v, int | float)]
-    known = [*METRICS, *numeric_fields]
-    for o in objectives:
-        if o.name not in known:
-            close = difflib.get_close_matches(o.name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{what} {o.name!r} is not a metric{hint}; known: {', '.join(known)}")
-        if device_kind == "cpu" and o.name in NOT_ON_CPU:
-            raise ConfigError(
-                f"{what} {o.name} cannot be measured on this CPU-only cluster (no NVML energy counter); "
-                "use latency_ms, peak_mem_mb, params, flops or model_bytes, or run on GPUs"
-            )
-
-
-def _check_metrics(config: SearchConfig, device_kind: str | None) -> None:
-    """The study's objectives and constraint metrics, checked by :func:`check_objectives`."""
-    check_objectives(config.objectives, device_kind)
-    check_objectives(tuple(Objective(c.metric) for c in config.constraints), device_kind, what="constraint")
 
 
 def _keeps_no_state(evaluator: Any) -> ConfigError:
@@ -167,11 +140,9 @@ class TrainEvaluator:
     def check(cls, config: SearchConfig) -> None:
         """Objectives and constraints must be metrics it reports, the schedule must fit the budget (and the
         funnel's continuation), and the deployment must fit every sequence length of the space."""
-        _check_metrics(config, None)
+        check_metrics(config, None)
         config.trial_train_config()
-        lengths = config.space.to_dict()["fields"].get("max_seq_len", Architecture().max_seq_len)
-        for max_seq_len in lengths if isinstance(lengths, list) else [lengths]:
-            config.measured_deploy.check_fits(int(max_seq_len))
+        check_deployment(config)
 
     @classmethod
     def task_of(cls, config: SearchConfig) -> str:
@@ -240,7 +211,7 @@ class TrainEvaluator:
         return Probe(dict(hardware_fingerprint(device)), supported_quants(device))
 
     def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
-        _check_metrics(config, probe.hardware.get("device_kind"))
+        check_metrics(config, probe.hardware.get("device_kind"))
         return config.space.for_device(probe.quants or {})
 
     def run_settings(self) -> RunSettings:
@@ -328,6 +299,7 @@ class LookupEvaluator(_TrainsNothing):
                 arch, self.task, self.budget, study, trial, self.seed, "unsupported", "not in the lookup table"
             )
         metrics = {k: row.get(k) for k in METRICS}
+        metrics.update({k: v for k, v in row.items() if split_workload(k)[1] is not None and of_column(k)})
         reasons = json.loads(row.get("null_reasons") or "{}")
         reasons = {k: reasons.get(k, "null in the lookup table") for k, v in metrics.items() if v is None}
         hardware = {k: row[k] for k in ("device_name", "device_kind") if k in row}
