@@ -148,17 +148,23 @@ _UNSET = object()
 
 def _data_setting(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     """Which task setting a changed ``data_digest`` comes from: the settings that changed (``task.data
-    changed``), or, when none did, the files those settings name (``task.data=corpus/: its files changed``)."""
+    changed``), or, when none did, the files they name (``same settings: the files behind task.data=corpus/
+    changed``)."""
     was = (saved.get("evaluator_options") or {}).get("task_options") or {}
     is_ = (now.get("evaluator_options") or {}).get("task_options") or {}
     changed = [f"task.{k}" for k in sorted(set(was) | set(is_)) if was.get(k, _UNSET) != is_.get(k, _UNSET)]
     if changed:
         return f"{', '.join(changed)} changed"
-    files = ("data", "val", "root", "tokenizer")
-    named = [f"task.{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(is_.items())]
-    named = [n for n, k in zip(named, sorted(is_), strict=True) if k in files and is_[k]]
+    named = [f"task.{k}={_listed(is_[k])}" for k in _FILE_SETTINGS if is_.get(k)]
     where = " or ".join(named) or f"task={now.get('task')}'s default corpus"
     return f"same settings: the files behind {where} changed"
+
+
+_FILE_SETTINGS = ("data", "val", "root", "tokenizer")  # task settings that name files whose content may change
+
+
+def _listed(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _short(value: Any) -> str:
