@@ -28,9 +28,9 @@ def _search(capsys: pytest.CaptureFixture[str], tmp: Path, corpus: Path, n: int,
     code = main([
         "search", "task=text", f"task.data={corpus}", "task.val_tokens=128", "task.val_fraction=0.3",
         "space.fields.vocab_size=task", "space.fields.depth=[1]", "space.fields.width=[32]",
-        "space.fields.max_seq_len=32", f"n_trials={n}", "concurrency=1", "budget=steps=2", "search=random",
-        "objectives=[val_loss,width]", "+evaluator_options.measure=false", "study.name=s",
-        f"leaderboard={tmp / 'lb'}", "progress=false", "plot=false", "ray.executor=inline", *more,
+        "space.fields.max_seq_len=32", "space.fields.quant=[fp32]", f"n_trials={n}", "concurrency=1",
+        "budget=steps=2", "search=random", "objectives=[val_loss,width]", "+evaluator_options.measure=false",
+        "study.name=s", f"leaderboard={tmp / 'lb'}", "progress=false", "plot=false", "ray.executor=inline", *more,
     ])  # fmt: skip
     return code, capsys.readouterr().err
 
@@ -41,6 +41,7 @@ def _state(tmp: Path, cache: Path) -> dict[str, object]:
     return {str(p): p.stat().st_mtime_ns for p in files} | {"prepared": sorted(cache.glob("data/*/meta.json"))}
 
 
+@pytest.mark.slow
 def test_a_resume_on_a_changed_corpus_is_refused_in_one_line_and_writes_nothing(
     tmp_path: Path, private_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
