@@ -113,10 +113,10 @@ def baseline(corpus: Path, tokenizer: Path, out: Path) -> tuple[float, int]:
 
 
 def prepare_run(corpus: Path, tokenizer: Path, out: Path) -> tuple[float, int, int]:
-    from archbench.data import prepare
+    from archbench.data import DataSpec, prepare
 
     started = time.perf_counter()
-    root = prepare(str(corpus), str(tokenizer), out=out, progress=False)
+    root = prepare(DataSpec(str(corpus), str(tokenizer)), out=out, progress=False)
     seconds = time.perf_counter() - started
     meta = json.loads((root / "meta.json").read_text())
     return seconds, meta["tokens"]["train"] + meta["tokens"]["val"], meta["workers"]

@@ -65,8 +65,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_group_columns_include_the_budget() -> None:
-    assert group_columns() == ["task", "budget", "device_name"]
-    assert group_columns(mix_hardware=True) == ["task", "budget"]
+    assert group_columns() == ["task", "budget", "device_name", "data_digest"]  # issue 21: data_digest too
+    assert group_columns(mix_hardware=True) == ["task", "budget", "data_digest"]
 
 
 def test_a_long_budget_row_does_not_remove_the_short_budgets_front(rungs) -> None:

@@ -46,12 +46,12 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from archbench.data import open_prepared, prepare
+    from archbench.data import DataSpec, open_prepared, prepare
     from archbench.data.preparation import SHARD_TOKENS
 
+    spec = DataSpec(args.sources, args.tokenizer, args.val, args.text_column, args.val_fraction)
     root = prepare(
-        args.sources, args.tokenizer, val=args.val, text_column=args.text_column, val_fraction=args.val_fraction,
-        out=args.out, workers=args.workers, progress=not args.no_progress,
+        spec, out=args.out, workers=args.workers, progress=not args.no_progress,
         shard_tokens=args.shard_tokens or SHARD_TOKENS,
     )  # fmt: skip
     ds = open_prepared(root)
@@ -67,7 +67,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from archbench.data import open_data, read_meta, sources
+    from archbench.data import DataSpec, open_data, read_meta, sources
     from archbench.data.plan import META
     from archbench.data.tokenizer import describe
     from archbench.errors import ConfigError
@@ -78,7 +78,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     meta = read_meta(root) if (root / META).is_file() else None
     if meta is None and sources.resolve(str(root))[0].kind != sources.TOKENS:
         raise ConfigError(f"{root} holds text, not prepared data: run archbench data prepare {root} --out DIR")
-    ds = open_data(str(root), args.tokenizer)
+    ds = open_data(DataSpec(str(root), args.tokenizer))
     table = Table(title=f"{root}  digest {ds.digest}")
     for col, justify in (("split", "left"), ("file", "left"), ("tokens", "right"), ("dtype", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]

@@ -12,9 +12,10 @@
     archbench leaderboard check       [--fix] [--quick]
     archbench leaderboard compact     [--small-rows N] [--target-rows N]
 
-Fronts, hypervolume, pick and knee are per task, budget and device: rows trained at different budgets
-are never compared (--budget steps=40 picks one). Query verbs take --task, --study, --budget (exact
-training budgets), --hardware GLOB (on device_name), --status (default ok; "all" for every row), --where
+Fronts, hypervolume, pick and knee are per task, budget, data and device: rows trained at different
+budgets or on different data are never compared (--budget steps=40 picks one). Query verbs take --task,
+--study, --budget (exact training budgets), --data-digest PREFIX (``unknown``: rows from before the digest
+was recorded), --hardware GLOB (on device_name), --status (default ok; "all" for every row), --where
 "latency_ms<=20,params<=1e6" (constraints on stored metrics; a null metric fails), --feasible (rows
 judged feasible) and --format table|csv|json|markdown; all verbs take --root DIR (default
 $ARCHBENCH_LEADERBOARD or runs/leaderboard).
@@ -83,6 +84,7 @@ def _filters(args: argparse.Namespace, steer: bool = True) -> dict[str, Any]:
         "task": args.task,
         "study": args.study,
         "budget": args.budget,
+        "data_digest": args.data_digest,
         "hardware": args.hardware,
         "status": args.status,
     }
@@ -160,9 +162,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     with _querying(args) as (lb, filters):
         df = lb.pareto(objs, mix_hardware=args.mix_hardware, all_rows=args.all, **filters)
     rank = ["pareto_rank", "pareto_front"] if args.all else ["pareto_rank"]
-    default = ["arch_id", "study", "task", "budget", "device_name", *ARCH_LOOK, *(o.name for o in objs), *rank]
+    data = ["data_digest"] if df["data_digest"].n_unique() > 1 else []  # several fronts: say which data
+    default = ["arch_id", "study", "task", "budget", "device_name", *data, *ARCH_LOOK, *(o.name for o in objs), *rank]
     what = "all rows ranked" if args.all else "Pareto front"
-    scope = "per task and budget (hardware mixed)" if args.mix_hardware else "per task, budget and device"
+    scope = "per task, budget and data (hardware mixed)" if args.mix_hardware else "per task, budget, data and device"
     title = f"{what} of {', '.join(map(str, objs))}, {scope}: {_describe(args)}"
     _emit(_select(df, args.columns, default, args.format), args, title)
     return 0
@@ -328,6 +331,11 @@ def _query_args(p: argparse.ArgumentParser, fmt: bool = True, steer: bool = True
     p.add_argument("--task", help="only these tasks (comma-separated)")
     p.add_argument("--study", help="only these studies (comma-separated)")
     p.add_argument("--budget", help='only these training budgets (comma-separated), e.g. "steps=40"')
+    p.add_argument(
+        "--data-digest",
+        metavar="PREFIX",
+        help="only rows of this data: data_digest prefixes (or unknown)",
+    )
     p.add_argument("--hardware", metavar="GLOB", help='device_name glob, case-insensitive (e.g. "NVIDIA H100*")')
     p.add_argument("--status", default="ok", help="statuses to include, comma-separated, or all (default ok)")
     if steer:
@@ -348,7 +356,7 @@ def _objectives(p: argparse.ArgumentParser) -> None:
         "--objectives", default=DEFAULT_OBJECTIVES, help=f"NAME[:min|max],... (default {DEFAULT_OBJECTIVES})"
     )
     p.add_argument(
-        "--mix-hardware", action="store_true", help="one front per task and budget across devices (not comparable!)"
+        "--mix-hardware", action="store_true", help="a front per task, budget and data across devices (not comparable!)"
     )
 
 
@@ -390,8 +398,8 @@ def add_parser(sub: Any) -> None:
         "--by", metavar="METRIC", help="rank by this metric (NAME or NAME:min|max); default: latest first"
     )
 
-    pareto = _verb(verbs, "pareto", "the non-dominated rows per task, budget and device", cmd_pareto, objectives=True,
-                   columns=True)  # fmt: skip
+    pareto = _verb(verbs, "pareto", "the non-dominated rows per task, budget, data and device", cmd_pareto,
+                   objectives=True, columns=True)  # fmt: skip
     pareto.add_argument("--all", action="store_true", help="every row, with its Pareto rank (0 = front)")
 
     hv = _verb(verbs, "hypervolume", "hypervolume of each front (pymoo)", cmd_hypervolume, objectives=True)

@@ -135,11 +135,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from archbench.search import print_outcome, run_search
 
     config = config_from_dict(compose(args.overrides))
-    if config.evaluator == "train":  # prepare the data once, here, before trials read it
-        from archbench.evaluators import get_task
-
-        get_task(config.task, **config.evaluator_options.get("task_options", {})).ready(progress=config.progress)
-    outcome = run_search(config)
+    outcome = run_search(config)  # it checks the study's identity, then prepares the data once, then runs
     print_outcome(outcome, config.objectives)
     return 0
 

@@ -13,18 +13,15 @@ files, which keep no text, by decoding the stretch with the tokenizer.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from archbench.data import shards
 from archbench.data.cache import data_cache
-from archbench.data.plan import META, make_plan, read_meta, split_token_files
+from archbench.data.plan import DataSpec, make_plan, read_meta, split_token_files
 from archbench.data.preparation import build
 from archbench.data.stream import TokenStream
 from archbench.data.tokenizer import TokenizerInfo, load_tokenizer
@@ -85,21 +82,12 @@ def open_prepared(root: Path) -> Dataset:
     return Dataset(split["train"], split["val"], tok, meta["digest"], root, decoder, docs)
 
 
-def open_data(
-    data: str | Sequence[str],
-    tokenizer: str | None = None,
-    *,
-    val: str | Sequence[str] | None = None,
-    text_column: str = "text",
-    val_fraction: float = 0.1,
-    workers: int | None = None,
-    progress: bool = False,
-) -> Dataset:
-    """The dataset of ``data`` (see the module docstring); text is prepared into the cache if needed."""
-    items = [data] if isinstance(data, str | os.PathLike) else list(data)
-    if len(items) == 1 and (Path(items[0]).expanduser() / META).is_file():
-        return _prepared_with(Path(items[0]).expanduser(), tokenizer, val)
-    plan = make_plan(items, tokenizer, val, text_column, val_fraction)
+def open_data(spec: DataSpec, *, workers: int | None = None, progress: bool = False) -> Dataset:
+    """The dataset ``spec`` names (see the module docstring); text is prepared into the cache if needed."""
+    root = spec.prepared
+    if root is not None:
+        return _prepared_with(root, spec)
+    plan = make_plan(spec)
     if plan.tokenized:
         train, val_files = split_token_files(plan)
         info = plan.tokenizer.info
@@ -112,34 +100,26 @@ def open_data(
     return open_prepared(build(plan, data_cache() / plan.digest, workers, progress))
 
 
-def identify(
-    data: str | Sequence[str],
-    tokenizer: str | None = None,
-    *,
-    val: str | Sequence[str] | None = None,
-    text_column: str = "text",
-    val_fraction: float = 0.1,
-) -> tuple[str, TokenizerInfo]:
-    """The digest and tokenizer of what :func:`open_data` gives for these arguments, without preparing
-    anything (the sources are hashed once; unchanged ones are not read again)."""
-    items = [data] if isinstance(data, str | os.PathLike) else list(data)
-    if len(items) == 1 and (Path(items[0]).expanduser() / META).is_file():
-        root = Path(items[0]).expanduser()
+def identify(spec: DataSpec) -> tuple[str, TokenizerInfo]:
+    """The digest and tokenizer of what :func:`open_data` gives for ``spec``, without preparing anything
+    (the sources are hashed once; unchanged ones are not read again)."""
+    root = spec.prepared
+    if root is not None:
         meta = read_meta(root)
         info = TokenizerInfo(**{k: v for k, v in meta["tokenizer"].items() if k != "file"})
-        if tokenizer is not None and load_tokenizer(tokenizer).info.digest != info.digest:
-            _prepared_with(root, tokenizer, val)  # raises the one-line mismatch
+        if spec.tokenizer is not None and load_tokenizer(spec.tokenizer).info.digest != info.digest:
+            _prepared_with(root, spec)  # raises the one-line mismatch
         return meta["digest"], info
-    plan = make_plan(items, tokenizer, val, text_column, val_fraction)
+    plan = make_plan(spec)
     return plan.digest, plan.tokenizer.info
 
 
-def _prepared_with(root: Path, tokenizer: str | None, val: Any) -> Dataset:
-    if val:
+def _prepared_with(root: Path, spec: DataSpec) -> Dataset:
+    if spec.val:
         raise ConfigError(f"{root} is prepared data with its own validation split: give no val= source")
     data_set = open_prepared(root)
-    if tokenizer is not None:
-        given = load_tokenizer(tokenizer).info
+    if spec.tokenizer is not None:
+        given = load_tokenizer(spec.tokenizer).info
         if given.digest != data_set.tokenizer.digest:
             raise ConfigError(
                 f"{root} was prepared with tokenizer {data_set.tokenizer.source} (digest "

@@ -1,4 +1,9 @@
-"""What a preparation will make, decided before any token is made: the :class:`Plan` and its digest.
+"""What a preparation will make, decided before any token is made: the :class:`DataSpec` that names the
+data, the :class:`Plan` made from it, and its digest.
+
+A :class:`DataSpec` (sources, tokenizer, an explicit validation source, the text field, the split share)
+is the one value :func:`~archbench.data.open_data`, :func:`~archbench.data.identify`,
+:func:`~archbench.data.prepare` and :func:`make_plan` take: validated once, where it is made.
 
 The digest identifies prepared data by what determines its tokens: the corpus content (and an explicit
 validation source's), the tokenizer's content, the split rule and the text field read. It names the
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +39,59 @@ META = "meta.json"
 _VAL_NAME = re.compile(r"(^|[^a-z0-9])(val|valid|validation)([^a-z0-9]|$)", re.IGNORECASE)
 
 
+Sources = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What names a dataset: ``data`` (one source or several: directories, globs, files, or one directory
+    archbench prepared), the ``tokenizer`` (``bytes``, a ``tokenizer.json``; None: bytes, or a prepared
+    directory's own), an explicit validation source ``val`` (replaces the split rule), the JSONL/parquet
+    field that holds the text, and the share of documents held out for validation.
+
+    ``DataSpec("corpus/", "tokenizer.json")``; sources are kept as tuples of strings. A bad setting is a
+    one-line ConfigError where the value is made."""
+
+    data: tuple[str, ...]
+    tokenizer: str | None = None
+    val: tuple[str, ...] = ()
+    text_column: str = "text"
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", _as_sources(self.data))
+        object.__setattr__(self, "val", _as_sources(self.val))
+        if self.tokenizer is not None:
+            object.__setattr__(self, "tokenizer", str(self.tokenizer))
+        if not self.data:
+            raise ConfigError("no data source given: name a directory, a glob or files")
+        check_split(self.val_fraction, self.text_column)
+
+    @property
+    def prepared(self) -> Path | None:
+        """The directory archbench prepared (it holds ``meta.json``), when ``data`` is one; else None."""
+        root = Path(self.data[0]).expanduser()
+        return root if len(self.data) == 1 and (root / META).is_file() else None
+
+
+def check_split(val_fraction: Any, text_column: Any, where: str = "") -> None:
+    """Refuse a split share outside (0, 1) or a text field that is no name, in one line (``where`` prefixes
+    it, e.g. ``task text: ``)."""
+    share_ok = isinstance(val_fraction, int | float) and not isinstance(val_fraction, bool)
+    if not share_ok or not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"{where}val_fraction={val_fraction!r}: must be between 0 and 1 (exclusive)")
+    if not isinstance(text_column, str) or not text_column:
+        raise ConfigError(f"{where}text_column={text_column!r}: must be the name of a field")
+
+
+def _as_sources(value: Sources | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | os.PathLike):
+        return (os.fspath(value),)
+    return tuple(os.fspath(v) for v in value)
+
+
 @dataclass(frozen=True)
 class Plan:
     """The inputs of one preparation and the digest of what it makes."""
@@ -40,8 +99,7 @@ class Plan:
     files: tuple[SourceFile, ...]
     val_files: tuple[SourceFile, ...]  # an explicit validation source; () when the split rule decides
     tokenizer: Tokenizer
-    text_column: str
-    val_fraction: float
+    spec: DataSpec
     digest: str
     max_token: int | None  # token files: the largest id in them (None: text)
 
@@ -50,28 +108,26 @@ class Plan:
         """The inputs are token files (nothing to tokenize)."""
         return bool(self.files) and self.files[0].kind == TOKENS
 
+    @property
+    def text_column(self) -> str:
+        return self.spec.text_column
 
-def make_plan(
-    data: str | Sequence[str],
-    tokenizer: str | None = None,
-    val: str | Sequence[str] | None = None,
-    text_column: str = "text",
-    val_fraction: float = 0.1,
-) -> Plan:
+    @property
+    def val_fraction(self) -> float:
+        return self.spec.val_fraction
+
+
+def make_plan(spec: DataSpec) -> Plan:
     """Resolve the sources and the tokenizer, and compute the digest (reads each file once; later calls
     on unchanged files read none: see :func:`archbench.data.sources.content`)."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"val_fraction={val_fraction!r}: must be between 0 and 1 (exclusive)")
-    if not isinstance(text_column, str) or not text_column:
-        raise ConfigError(f"text_column={text_column!r}: must be the name of a field")
-    files = sources.resolve(data)
-    val_files = sources.resolve(val, what="validation") if val else ()
+    files = sources.resolve(spec.data)
+    val_files = sources.resolve(spec.val, what="validation") if spec.val else ()
     shared = {f.path for f in files} & {f.path for f in val_files}
     if shared:
         raise ConfigError(f"{Path(sorted(shared)[0]).name} is in both the data and the validation source")
     if val_files and (files[0].kind == TOKENS) != (val_files[0].kind == TOKENS):
         raise ConfigError("the data and the validation source must both be text or both be token files")
-    tok = load_tokenizer(tokenizer)
+    tok = load_tokenizer(spec.tokenizer)
     main = sources.content(files)
     extra = sources.content(val_files) if val_files else None
     tops = [c.max_token for c in (main, extra) if c is not None and c.max_token is not None]
@@ -88,11 +144,11 @@ def make_plan(
         "val_content": extra.digest if extra else None,
         "tokenizer": tok.info.digest,
         "eot": tok.info.eot,
-        "split": "explicit" if val_files else ("files" if files[0].kind == TOKENS else val_fraction),
-        "text_column": text_column if read_columns else None,
+        "split": "explicit" if val_files else ("files" if files[0].kind == TOKENS else spec.val_fraction),
+        "text_column": spec.text_column if read_columns else None,
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return Plan(files, val_files, tok, text_column, val_fraction, digest, max_token)
+    return Plan(files, val_files, tok, spec, digest, max_token)
 
 
 def is_validation_doc(doc: bytes, val_fraction: float) -> bool:

@@ -1,4 +1,4 @@
-"""Tokenize a corpus once, in parallel, into shards: ``prepare(sources, tokenizer) -> directory``.
+"""Tokenize a corpus once, in parallel, into shards: ``prepare(DataSpec(sources, tokenizer)) -> directory``.
 
 The corpus is cut into units of about 1 MB (groups of small files, byte ranges of a JSONL file, row groups
 of a parquet file; :mod:`archbench.data.units`). Worker processes (one per core) each read a unit, split
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
 from multiprocessing import get_context
@@ -31,7 +31,7 @@ import numpy as np
 
 from archbench.data import shards
 from archbench.data.cache import clear_stale, data_cache, publish, staging_dir, write_json
-from archbench.data.plan import META, Plan, make_plan, read_meta
+from archbench.data.plan import META, DataSpec, Plan, make_plan, read_meta
 from archbench.data.tokenizer import HFTokenizer
 from archbench.data.units import TRAIN, VAL, Unit, UnitResult, Worker, plan_units
 from archbench.data.units import init as init_worker
@@ -43,20 +43,16 @@ INLINE_BYTES = 8 << 20  # below this, worker processes cost more than they save
 
 
 def prepare(
-    data: str | Sequence[str],
-    tokenizer: str | None = None,
+    spec: DataSpec,
     *,
-    val: str | Sequence[str] | None = None,
-    text_column: str = "text",
-    val_fraction: float = 0.1,
     out: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: bool = True,
     shard_tokens: int = SHARD_TOKENS,
 ) -> Path:
-    """Prepared shards of ``data`` (see the module docstring); returns their directory, which already
-    exists when the same data was prepared there before. Bad input raises ConfigError, writing nothing."""
-    plan = make_plan(data, tokenizer, val, text_column, val_fraction)
+    """Prepared shards of the data ``spec`` names (see the module docstring); returns their directory, which
+    already exists when the same data was prepared there before. Bad input raises ConfigError, writing nothing."""
+    plan = make_plan(spec)
     return build(plan, Path(out) if out is not None else data_cache() / plan.digest, workers, progress, shard_tokens)
 
 

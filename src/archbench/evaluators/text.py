@@ -35,7 +35,7 @@ from archbench.errors import ConfigError
 from archbench.evaluators.task import IGNORE, TASKS, Batch, HeldOutData, Task, digest_of, seq_len_for
 
 if TYPE_CHECKING:
-    from archbench.data import Dataset
+    from archbench.data import Dataset, DataSpec
     from archbench.search_space.architecture import Architecture
 
 
@@ -95,8 +95,9 @@ class Text(Task):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"task text: {name}={value!r} must be a whole number >= 1")
-        if not isinstance(self.val_fraction, int | float) or not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"task text: val_fraction={self.val_fraction!r} must be between 0 and 1 (exclusive)")
+        from archbench.data.plan import check_split
+
+        check_split(self.val_fraction, self.text_column, where="task text: ")  # as the DataSpec will check them
 
     def sources(self) -> tuple[str, ...]:
         """The data sources (``data: null``: the standard library's ``.py`` files, as charlm reads them)."""
@@ -106,19 +107,18 @@ class Text(Task):
             return tuple(str(p) for p in list_files(stdlib_root()))
         return self.data if isinstance(self.data, tuple) else (self.data,)
 
-    def _source(self) -> tuple[Any, dict[str, Any]]:
+    def spec(self) -> DataSpec:
         """What :mod:`archbench.data` is asked for: the sources and the settings that name the dataset."""
-        sources = self.sources()
-        kw = {"val": self.val, "text_column": self.text_column, "val_fraction": self.val_fraction}
-        return (sources[0] if len(sources) == 1 else sources), kw
+        from archbench.data import DataSpec
+
+        return DataSpec(self.sources(), self.tokenizer, self.val, self.text_column, self.val_fraction)
 
     def dataset(self, progress: bool = False) -> Dataset:
         """The prepared data, tokenized into the cache on first use. Not memoised: a corpus edited between
         two searches run by one (Ray worker) process is noticed; unchanged files are not read again."""
         from archbench.data import open_data
 
-        data, kw = self._source()
-        return open_data(data, self.tokenizer, workers=self.workers, progress=progress, **kw)
+        return open_data(self.spec(), workers=self.workers, progress=progress)
 
     def ready(self, progress: bool = True) -> None:
         self.dataset(progress=progress)
@@ -127,18 +127,15 @@ class Text(Task):
         """The tokenizer's vocabulary (a prepared directory's own when no tokenizer is given); cheap."""
         from archbench.data import load_tokenizer, read_meta
 
-        sources = self.sources()
-        if self.tokenizer is None and len(sources) == 1 and (Path(sources[0]) / "meta.json").is_file():
-            return int(read_meta(Path(sources[0]))["tokenizer"]["vocab_size"])
+        root = self.spec().prepared if self.tokenizer is None else None
+        if root is not None:
+            return int(read_meta(root)["tokenizer"]["vocab_size"])
         return load_tokenizer(self.tokenizer).info.vocab_size
 
     def digest(self) -> str:
         from archbench.data import identify
 
-        data, kw = self._source()
-        return digest_of(
-            {"task": self.name, "data": identify(data, self.tokenizer, **kw)[0], "val_tokens": self.val_tokens}
-        )
+        return digest_of({"task": self.name, "data": identify(self.spec())[0], "val_tokens": self.val_tokens})
 
     def data_columns(self) -> dict[str, Any]:
         ds = self.dataset()

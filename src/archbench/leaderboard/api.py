@@ -126,16 +126,19 @@ class Leaderboard:
         status: str | Sequence[str] | None = "ok",
         where: ConstraintsArg = None,
         feasible: bool = False,
+        data_digest: str | Sequence[str] | None = None,
     ) -> pl.LazyFrame:
         """The rows that pass the filters (``hardware`` is a case-insensitive glob on device_name).
 
         ``budget="steps=40"`` (or a list) keeps rows trained at these budgets (``""``: rows without one).
+        ``data_digest="3f2a"`` (or a list) keeps rows whose data digest starts so (``"unknown"``: rows
+        written before it was recorded).
 
         ``where="latency_ms<=20"`` (or a list, or ``{"latency_ms": 20}``) keeps rows whose stored metrics meet
         every constraint (a null metric fails); ``feasible=True`` keeps rows judged feasible (see
         :class:`Filters`). Every query method below takes these too.
         """
-        f = Filters.make(task, study, hardware, status, where, feasible, budget=budget)
+        f = Filters.make(task, study, hardware, status, where, feasible, budget=budget, data_digest=data_digest)
         return f.apply(self.scan())
 
     def top(self, k: int | None = 20, by: str | Objective | None = None, **filters: Any) -> pl.DataFrame:
@@ -165,9 +168,10 @@ class Leaderboard:
         all_rows: bool = False,
         **filters: Any,
     ) -> pl.DataFrame:
-        """The non-dominated rows per (task, budget, device_name) group (per task and budget with ``mix_hardware``).
+        """The non-dominated rows per (task, budget, device_name, data_digest) group (no device with ``mix_hardware``).
 
-        Rows of different budgets are never compared: each budget has its own front.
+        Rows of different budgets or data are never compared: each has its own front (a null
+        ``data_digest``, rows from before it was recorded, is data of its own).
 
         With ``all_rows`` every row comes back with ``pareto_front`` and ``pareto_rank`` (0 on the
         front, null where an objective is missing); otherwise only the front, with ``pareto_rank`` 0.
@@ -205,7 +209,7 @@ class Leaderboard:
         mix_hardware: bool = False,
         **filters: Any,
     ) -> pl.DataFrame:
-        """pymoo's hypervolume per (task, budget, device_name) group (per task and budget with ``mix_hardware``).
+        """pymoo's hypervolume per (task, budget, device_name, data_digest) group (no device with ``mix_hardware``).
 
         ``ref`` is in the objectives' own units (default: see hypervolume.py).
         """
@@ -250,7 +254,8 @@ class Leaderboard:
         ``under={"latency_ms": 20}`` means ``latency_ms <= 20``; ``where`` adds any constraints
         (``"val_acc>=0.5,params<1e6"``); a row with a bounded metric null never qualifies. Rows are the
         query's (status ok by default; ``feasible=True`` narrows to feasible ones) and must come from one
-        task, one budget and one device (``mix_hardware`` allows several devices). Ties: lower latency_ms, then arch_id.
+        task, one budget, one ``data_digest`` and one device (``mix_hardware`` allows several devices).
+        Ties: lower latency_ms, then arch_id.
         No qualifying row: a one-line ConfigError with how many rows were considered and how close the
         best of them comes to each bound.
         """
@@ -275,8 +280,8 @@ class Leaderboard:
         the front (min/max senses respected); the knee is the front point farthest from the hyperplane
         through the front's extreme points, on the side of the ideal point (in 2-D: farthest from the
         line joining the two ends of the front). A front of one point returns it; of two, the one best
-        in the first objective. The filters (``feasible``, ``where`` too) must leave one task, budget
-        and device (``mix_hardware``: one task and budget).
+        in the first objective. The filters (``feasible``, ``where`` too) must leave one task, budget,
+        data digest and device (``mix_hardware``: one task, budget and data digest).
         """
         from archbench.leaderboard.pick import knee_row
 

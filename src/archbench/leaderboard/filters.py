@@ -1,5 +1,6 @@
-"""Row filters shared by every query: task, study, budget, hardware glob (on device_name), status, and the
-steering filters: constraints on stored metrics (``where``) and feasibility (``feasible``).
+"""Row filters shared by every query: task, study, budget, data (a ``data_digest`` prefix), hardware glob (on
+device_name), status, and the steering filters: constraints on stored metrics (``where``) and feasibility
+(``feasible``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ def _split_budget(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in value))
 
 
+UNKNOWN = "unknown"  # the data_digest filter's name for rows written before the digest was recorded (null)
+
+
+def _digest_expr(prefix: str) -> pl.Expr:
+    if prefix == UNKNOWN:
+        return pl.col("data_digest").is_null()
+    return pl.col("data_digest").fill_null("").str.starts_with(prefix)
+
+
 def glob_to_regex(pattern: str) -> str:
     """A shell glob (``*``, ``?``, ``[abc]``) as an anchored, case-insensitive regex for Polars."""
     out, i = [], 0
@@ -64,6 +74,9 @@ class Filters:
     ``budget``: training budgets (``"steps=40"``), compared exactly; ``""`` is the budget of rows that
     recorded none.
 
+    ``data_digest``: prefixes of the data's digest (``3f2a`` keeps rows whose ``data_digest`` starts so);
+    ``unknown`` keeps the rows written before the digest was recorded (null).
+
     ``where``: every constraint must hold on the row's stored metrics (a null metric fails).
     ``feasible``: only rows judged feasible (``feasible`` true); a row never judged (null) counts as
     feasible only when ``where`` is given and it passes ``where``. A row judged infeasible never does.
@@ -76,6 +89,7 @@ class Filters:
     where: tuple[Constraint, ...] = ()
     feasible: bool = False
     budget: tuple[str, ...] = ()
+    data_digest: tuple[str, ...] = ()
 
     @classmethod
     def make(
@@ -87,6 +101,7 @@ class Filters:
         where: ConstraintsArg = None,
         feasible: bool = False,
         budget: str | Sequence[str] | None = None,
+        data_digest: str | Sequence[str] | None = None,
     ) -> Filters:
         """Filters from user values: comma-separated lists allowed; ``status="all"`` (or None) keeps every status."""
         statuses = _split(status)
@@ -105,6 +120,7 @@ class Filters:
             parse_constraints(where),
             bool(feasible),
             _split_budget(budget),
+            _split(data_digest),
         )
 
     def expr(self) -> pl.Expr:
@@ -115,6 +131,8 @@ class Filters:
             conds.append(pl.col("study").is_in(list(self.study)))
         if self.budget:
             conds.append(pl.col("budget").is_in(list(self.budget)))
+        if self.data_digest:
+            conds.append(pl.any_horizontal([_digest_expr(d) for d in self.data_digest]))
         if self.hardware:
             conds.append(pl.col("device_name").fill_null("").str.contains(glob_to_regex(self.hardware)))
         if self.status:
@@ -130,13 +148,15 @@ class Filters:
         if self.where:
             metrics = [Objective(c.metric) for c in self.where]
             check_columns(metrics, lf.collect_schema(), what="constraint metric")
-        active = self.task or self.study or self.budget or self.hardware or self.status or self.where or self.feasible
+        active = self.task or self.study or self.budget or self.data_digest or self.hardware or self.status
+        active = active or self.where or self.feasible
         return lf.filter(self.expr()) if active else lf
 
     def check_known(self, lf: pl.LazyFrame) -> None:
         """Refuse a task, study, budget or hardware glob that matches nothing in the whole leaderboard (a typo)."""
         checks = [("task", self.task), ("study", self.study), ("budget", self.budget)]
         needed = [c for c, values in checks if values] + (["device_name"] if self.hardware else [])
+        needed += ["data_digest"] if self.data_digest else []
         if not needed:
             return
         known = lf.select([pl.col(c).unique().implode() for c in needed]).collect().row(0, named=True)
@@ -150,6 +170,13 @@ class Filters:
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     listed = ", ".join(repr(p) for p in present[:20]) or "none"
                     raise ConfigError(f"no rows with {column} {v!r}{hint}; {column}s in the leaderboard: {listed}")
+        if self.data_digest:
+            digests = sorted(v for v in known["data_digest"] if v is not None)
+            have_unknown = any(v is None for v in known["data_digest"])
+            for d in self.data_digest:
+                if not (have_unknown if d == UNKNOWN else any(v.startswith(d) for v in digests)):
+                    listed = ", ".join(digests[:20] + ([UNKNOWN] if have_unknown else [])) or "none"
+                    raise ConfigError(f"--data-digest {d!r} matches no row's data_digest; digests: {listed}")
         if self.hardware:
             devices = sorted(v for v in known["device_name"] if v is not None)
             rx = re.compile(glob_to_regex(self.hardware).removeprefix("(?i)"), re.IGNORECASE)
@@ -165,6 +192,8 @@ class Filters:
             parts.append(f"study={','.join(self.study)}")
         if self.budget:
             parts.append(f"budget={','.join(b or repr(b) for b in self.budget)}")
+        if self.data_digest:
+            parts.append(f"data_digest={','.join(self.data_digest)}")
         if self.hardware:
             parts.append(f"hardware={self.hardware}")
         parts.append(f"status={','.join(self.status) if self.status else 'all'}")

@@ -1,4 +1,4 @@
-"""Hypervolume of each group's rows (per task, budget and device) with pymoo's indicator.
+"""Hypervolume of each group's rows (per task, budget, data and device) with pymoo's indicator.
 
 Default reference point (when none is given): per group and objective, the worst value among the
 group's rows plus 10 % of the group's range in that objective (10 % of the value's magnitude, or 1,
@@ -15,7 +15,7 @@ import polars as pl
 
 from archbench.errors import ConfigError
 from archbench.leaderboard.objectives import Objective
-from archbench.leaderboard.pareto import complete_expr, group_columns, nondominated
+from archbench.leaderboard.pareto import complete_expr, group_columns, nondominated, with_groups
 
 REF_MARGIN = 0.1
 DEFAULT_REF_RULE = "worst value + 10% of the range per objective"
@@ -52,13 +52,13 @@ def hypervolume_table(
     ref: Sequence[float] | None = None,
     mix_hardware: bool = False,
 ) -> pl.DataFrame:
-    """One row per (task, budget, device_name) group (task and budget with ``mix_hardware``): rows, front
+    """One row per (task, budget, device_name, data_digest) group (no device with ``mix_hardware``): rows, front
     size, the reference point and the hypervolume."""
     if ref is not None and len(ref) != len(objectives):
         raise ConfigError(f"--ref has {len(ref)} values but there are {len(objectives)} objectives")
     names = [o.name for o in objectives]
     groups = group_columns(mix_hardware)
-    work = df.with_columns(complete_expr(objectives).alias("__ok__"))
+    work = with_groups(df).with_columns(complete_expr(objectives).alias("__ok__"))
     records = []
     for part in work.partition_by(groups, maintain_order=True) if work.height else []:
         usable = part.filter(pl.col("__ok__"))

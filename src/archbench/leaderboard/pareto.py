@@ -1,4 +1,4 @@
-"""Non-dominated fronts and Pareto ranks per (task, budget, device_name) group, with moocore.
+"""Non-dominated fronts and Pareto ranks per (task, budget, device_name, data_digest) group, with moocore.
 
 A row is on the front when no other row of its group is at least as good in every objective and
 strictly better in one; exact duplicates of a front row are all on the front (rank 0). Rows with a
@@ -18,11 +18,21 @@ _IDX = "__row__"
 
 
 def group_columns(mix_hardware: bool = False) -> list[str]:
-    """Fronts are per task, budget and device; ``mix_hardware`` compares devices (never tasks or budgets).
+    """Fronts are per task, budget, data and device; ``mix_hardware`` compares devices (never tasks,
+    budgets or data).
 
-    Rows trained at different budgets are never compared: a longer budget's loss would dominate.
+    Rows trained at different budgets are never compared: a longer budget's loss would dominate. Nor are
+    rows trained on different data (``data_digest``): a loss on one corpus says nothing of another's. A
+    null digest (a row written before it was recorded) is a group of its own, "unknown", and never joins
+    a front with rows of a known digest.
     """
-    return ["task", "budget"] if mix_hardware else ["task", "budget", "device_name"]
+    return ["task", "budget", "data_digest"] if mix_hardware else ["task", "budget", "device_name", "data_digest"]
+
+
+def with_groups(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with a null ``data_digest`` where it has no such column (a frame built by hand, or rows from
+    before the column): such rows are of unknown data, as the leaderboard reads old rows."""
+    return df if "data_digest" in df.columns else df.with_columns(pl.lit(None, pl.String()).alias("data_digest"))
 
 
 def nondominated(points: np.ndarray, maximise: Sequence[bool]) -> np.ndarray:
@@ -62,7 +72,7 @@ def annotate(
     names = [o.name for o in objectives]
     maximise = [o.maximise for o in objectives]
     groups = group_columns(mix_hardware)
-    work = df.with_row_index(_IDX).with_columns([pl.col(n).cast(pl.Float64) for n in names])
+    work = with_groups(df).with_row_index(_IDX).with_columns([pl.col(n).cast(pl.Float64) for n in names])
     work = work.filter(complete_expr(objectives)).select([_IDX, *groups, *names])
     idx_parts, front_parts, rank_parts = [], [], []
     for part in work.partition_by(groups, maintain_order=True) if work.height else []:

@@ -1,8 +1,8 @@
 """Picking one model: the best row under bounds (:func:`pick_row`) and the knee of a front (:func:`knee_row`).
 
-Both refuse rows from several tasks or budgets, and from several devices unless hardware is mixed on
-purpose: a latency bound or a trade-off means something on one device only, and a longer budget's
-loss beats any shorter one's.
+Both refuse rows from several tasks, budgets or data (``data_digest``), and from several devices unless
+hardware is mixed on purpose: a latency bound or a trade-off means something on one device only, a
+longer budget's loss beats any shorter one's, and a loss on one corpus says nothing of another's.
 """
 
 from __future__ import annotations
@@ -16,22 +16,33 @@ import polars as pl
 from archbench.constraints import Constraint, _shown, constraints_expr
 from archbench.errors import ConfigError
 from archbench.leaderboard.objectives import Objective
-from archbench.leaderboard.pareto import complete_expr, group_columns
+from archbench.leaderboard.pareto import complete_expr, group_columns, with_groups
 
 TIE_BREAK = ("latency_ms", "arch_id")  # after the objective; then latest created_at, study, trial
 
 
-_FLAGS = {"task": "--task", "budget": "--budget", "device_name": "--hardware (or --mix-hardware)"}
+_FLAGS = {
+    "task": "--task",
+    "budget": "--budget",
+    "data_digest": "--data-digest",
+    "device_name": "--hardware (or --mix-hardware)",
+}
 
 
 def check_one_group(df: pl.DataFrame, mix_hardware: bool, what: str) -> None:
-    """Refuse ``df`` when it spans several tasks or budgets (or devices, unless ``mix_hardware``)."""
+    """Refuse ``df`` when it spans several tasks, budgets or data (or devices, unless ``mix_hardware``); a
+    null ``data_digest`` (rows from before it was recorded) counts as data of its own, ``unknown``."""
+    df = with_groups(df)
     for column in group_columns(mix_hardware):
-        values = sorted(str(v) if v != "" else "''" for v in df[column].unique().to_list())
+        values = sorted(_shown_value(v) for v in df[column].unique().to_list())
         if len(values) > 1:
             flag = _FLAGS[column]
             shown = ", ".join(values[:6]) + (" ..." if len(values) > 6 else "")
             raise ConfigError(f"{what} rows from {len(values)} {column}s ({shown}); pick one with {flag}")
+
+
+def _shown_value(value: Any) -> str:
+    return "''" if value == "" else "unknown" if value is None else str(value)
 
 
 def _order(df: pl.DataFrame, first: Sequence[tuple[str, bool]]) -> pl.DataFrame:

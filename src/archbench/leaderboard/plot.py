@@ -1,7 +1,8 @@
 """Scatter of every row with each device's Pareto front drawn and labelled (matplotlib, no display).
 
-Fronts are per budget and device: when the rows hold several budgets, each (device, budget) group is
-its own series (own colour, a marker per budget, the budget in its legend label). Two objectives: one
+Fronts are per budget, data and device: when the rows hold several budgets, each (device, budget) group is
+its own series (own colour, a marker per budget, the budget in its legend label); rows of several
+``data_digest`` values (null: unknown) are series of their own too, the digest in the label. Two objectives: one
 scatter, the front as a staircase per series, front points labelled with their arch_id. Three or
 more: a pair grid (scatter per pair, histograms on the diagonal) with the k-objective front outlined.
 ``.png``/``.svg``/``.pdf`` are written by matplotlib; ``.html`` is a self-contained page with the
@@ -20,7 +21,7 @@ import polars as pl
 
 from archbench.errors import ConfigError
 from archbench.leaderboard.objectives import Objective
-from archbench.leaderboard.pareto import annotate, complete_expr
+from archbench.leaderboard.pareto import annotate, complete_expr, with_groups
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 SUFFIXES = (*IMAGE_SUFFIXES, ".html")
@@ -41,15 +42,22 @@ def _budget_label(budget: str) -> str:
 def _with_series(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` with the legend label of each row's series and its marker.
 
-    One series per device; per (device, budget) when ``df`` holds several budgets, labelled with both.
+    One series per device; per (device, budget) when ``df`` holds several budgets, labelled with both; and
+    per data when it holds several ``data_digest`` values (``data 3f2a9c1e``, ``data unknown`` for rows from
+    before the digest was recorded), so that each series is one front.
     """
+    df = with_groups(df)
+    label = pl.col("device_name")
     budgets = sorted(df["budget"].unique().to_list())
+    if len(budgets) > 1:
+        label = pl.format("{} @ {}", label, pl.col("budget").replace("", _budget_label("")))
+    if df["data_digest"].n_unique() > 1:
+        label = pl.format("{} / data {}", label, pl.col("data_digest").str.slice(0, 8).fill_null("unknown"))
     if len(budgets) <= 1:
-        return df.with_columns(pl.col("device_name").alias(_SERIES), pl.lit(MARKERS[0]).alias(_MARKER))
+        return df.with_columns(label.alias(_SERIES), pl.lit(MARKERS[0]).alias(_MARKER))
     markers = {b: MARKERS[i % len(MARKERS)] for i, b in enumerate(budgets)}
     return df.with_columns(
-        pl.format("{} @ {}", "device_name", pl.col("budget").replace("", _budget_label(""))).alias(_SERIES),
-        pl.col("budget").replace_strict(markers, return_dtype=pl.String()).alias(_MARKER),
+        label.alias(_SERIES), pl.col("budget").replace_strict(markers, return_dtype=pl.String()).alias(_MARKER)
     )
 
 

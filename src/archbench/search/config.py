@@ -7,6 +7,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from archbench.search.executor import RayConfig
 from archbench.search.fidelity import FidelityConfig
 from archbench.search.strategy import STRATEGIES
 from archbench.search.study import space_hash
-from archbench.search.trial_evaluators import TRIAL_EVALUATORS
+from archbench.search.trial_evaluators import TRIAL_EVALUATORS, make_evaluator
 from archbench.search.weights import check_keep_weights, weights_dir
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
@@ -141,9 +142,17 @@ class SearchConfig:
         fidelity = self.fidelity.resolved((recorded or {}).get("fidelity"))
         return self if fidelity == self.fidelity else dataclasses.replace(self, fidelity=fidelity)
 
+    @cached_property
+    def data_digest(self) -> str | None:
+        """The identity of the data the trials train on (their rows' ``data_digest``; None for an evaluator
+        that trains on none). Cheap next to preparing it: a text corpus is hashed, not tokenized (and an
+        unchanged one is not read again); a source that is not there is a ConfigError here."""
+        return make_evaluator(self).data_digest()
+
     def identity(self) -> dict[str, Any]:
         """What defines the study (see :mod:`archbench.search.study`)."""
         fields = self.space.to_dict()["fields"]
+        data = self.data_digest
         return {
             "space": fields,
             "space_hash": space_hash(fields),
@@ -160,4 +169,5 @@ class SearchConfig:
             # only when it is not the default, so that studies from before the setting existed resume
             **({"deploy": self.measured_deploy.to_dict()} if self.measured_deploy != Deploy() else {}),
             **({"train_schedule": self.train.label()} if self.train != TrainConfig() else {}),
+            **({"data_digest": data} if data is not None else {}),  # absent from older study.json: accepted
         }

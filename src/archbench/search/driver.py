@@ -28,7 +28,8 @@ from archbench.search.executor import ClusterLost, make_executor
 from archbench.search.loop import SearchLoop, study_rows
 from archbench.search.report import SearchOutcome
 from archbench.search.signals import Interrupted, StopSignals
-from archbench.search.study import check_or_create, driver_lock, recorded
+from archbench.search.study import check, check_or_create, driver_lock, recorded
+from archbench.search.trial_evaluators import make_evaluator
 
 
 def run_search(config: SearchConfig) -> SearchOutcome:
@@ -36,14 +37,10 @@ def run_search(config: SearchConfig) -> SearchOutcome:
     started = time.monotonic()
     study = config.study_name
     lb = Leaderboard(config.leaderboard)
+    config = _admitted(config, lb)  # refusals first: a run that cannot go on prepares and writes nothing
+    make_evaluator(config).ready(progress=config.progress)  # e.g. the corpus tokenized, once, before any trial
     with driver_lock(config.study_dir, study):
-        saved = recorded(config.study_dir, study)
-        if saved is None and study_rows(lb, study):
-            raise ConfigError(
-                f"the leaderboard already has rows of study {study!r} but its state ({config.study_dir}) "
-                "is missing: pick another study=NAME rather than mix two runs under one name"
-            )
-        config = config.resolved(saved)
+        config = _admitted(config, lb)  # again under the lock: another driver may have written in between
         check_or_create(config.study_dir, study, config.identity(), allow_changes=config.allow_changes)
         stop = StopSignals()
         stop.install()  # a signal from here on is noted; ray.init replaces the handlers, the executor reinstalls them
@@ -60,6 +57,22 @@ def run_search(config: SearchConfig) -> SearchOutcome:
             raise _stopped(f"error: {exc}", lb, config, 1, f" ({again})") from None
         finally:
             stop.uninstall()
+
+
+def _admitted(config: SearchConfig, lb: Leaderboard) -> SearchConfig:
+    """``config`` resolved for its study (:meth:`SearchConfig.resolved`), once the study's identity is
+    checked (:func:`~archbench.search.study.check`: a changed setting or data is refused, in one line)
+    and its leaderboard rows have a state to resume. Writes nothing."""
+    study = config.study_name
+    saved = recorded(config.study_dir, study)
+    if saved is None and study_rows(lb, study):
+        raise ConfigError(
+            f"the leaderboard already has rows of study {study!r} but its state ({config.study_dir}) "
+            "is missing: pick another study=NAME rather than mix two runs under one name"
+        )
+    config = config.resolved(saved)
+    check(config.study_dir, study, config.identity(), allow_changes=config.allow_changes)
+    return config
 
 
 def _stopped(why: str, lb: Leaderboard, config: SearchConfig, status: int, where: str) -> SearchStopped:

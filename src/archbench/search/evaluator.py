@@ -84,6 +84,12 @@ class TrialEvaluator(Protocol):
         data): part of the cache key, so rows of other data never stand in."""
         ...
 
+    def ready(self, progress: bool) -> None:
+        """Prepare, once, in the driver, what every trial shares (a text corpus tokenized into the data
+        cache, with a progress bar when ``progress``), so that trials only read it; bad data is a
+        ConfigError here. Called after the study's identity is checked, so a refused resume prepares nothing."""
+        ...
+
     def probe(self) -> Probe:
         """Run once on a worker before the first trial (see :class:`Probe`)."""
         ...

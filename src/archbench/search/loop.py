@@ -116,7 +116,7 @@ class SearchLoop:
         settings = first.run_settings()
         self.full = [e.run_settings().measure_effort == "full" for e in self.evaluators]  # no quick look serves
         enabled = config.cache and first.cacheable
-        data = first.data_digest()
+        self.data = data = first.data_digest()
         self.cache = Cache(lb, first.task, budgets, probe.hardware, settings, enabled, config.needed_metrics, data)
         if not (config.study_dir / "seeded.json").exists():  # a study's first run
             prior = Cache(
@@ -189,12 +189,14 @@ class SearchLoop:
 
     def resume(self) -> None:
         """What the last driver left: its rows feed the funnel and the front; a candidate asked but not told
-        is told from its rows, or run again if none landed; a promotion logged without its row runs again."""
+        is told from its rows, or run again if none landed; a promotion logged without its row runs again.
+        Rows of other data (a study resumed with ``study.allow_changes`` after its data changed, or rows
+        without a ``data_digest``) stay out of the front: it compares architectures on one corpus."""
         top = self.funnel.top
         for rung, rows in sorted(rows_by_rung(self.lb, self.study, self.funnel).items()):
             for n, r in rows.items():
                 vals = _feasible_values(r, self.config.objectives)
-                if vals is not None and rung == top:
+                if vals is not None and rung == top and r.get("data_digest") == self.data:
                     self.front_values[n] = vals
                 if rung <= top:
                     self.funnel.record(rung, n, r, vals)

@@ -5,6 +5,13 @@ fidelity, task, budget, objectives, constraints, strategy and its options, seed,
 with the same settings resumes it; running the same study name with different settings is refused with
 the differences named, because mixing them would make the front meaningless. ``n_trials``,
 ``concurrency``, ``timeout`` and ``search.keep_weights`` (it changes no number) may change between runs.
+
+``data_digest`` is the identity of the data the trials train on (``Task.digest``: a text corpus's content,
+tokenizer and split; ``charlm``'s bytes). A resume whose data changed is refused like any other setting,
+and the line names both digests and the task setting behind them (``task.data``), or says that the files
+changed under the same settings. A ``study.json`` written before the digest was recorded has no
+``data_digest``: it is "not recorded", the resume is accepted and the digest recorded from then on (the
+rows of such a study carry their own digest, so its front still keeps data apart).
 """
 
 from __future__ import annotations
@@ -72,19 +79,13 @@ def refuse_removed(saved: Mapping[str, Any], study: str) -> None:
             )
 
 
-def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow_changes: bool = False) -> bool:
-    """Write ``study.json`` for a new study, or check it; True when resuming an existing study.
-
-    With ``allow_changes`` a changed setting is accepted: the new settings replace the old ones and
-    the change (what, when) is appended to ``changes`` in ``study.json``. A file of an older archbench
-    is read through :func:`upgrade` (and rewritten with the keys it lacked).
-    """
-    study_dir.mkdir(parents=True, exist_ok=True)
+def check(study_dir: Path, study: str, identity: dict[str, Any], allow_changes: bool = False) -> dict[str, Any] | None:
+    """Refuse resuming a study whose settings changed (unless ``allow_changes``), writing nothing; the
+    record :func:`check_or_create` would write (None: nothing to write, the study is resumed as it is)."""
     path = study_dir / "study.json"
     canonical = json.loads(json.dumps(identity, sort_keys=True, default=str))
     if not path.exists():
-        atomic_write_bytes(path, json.dumps(canonical, indent=2, sort_keys=True).encode())
-        return False
+        return canonical
     try:
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -92,6 +93,8 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
     changes = saved.pop("changes", [])
     legacy = saved
     saved = upgrade(saved)
+    if "data_digest" in canonical:  # not recorded (a study from before it was): accepted, recorded from now on
+        saved.setdefault("data_digest", canonical["data_digest"])
     if not allow_changes:
         refuse_removed(saved, study)
     diffs = _diffs(saved, canonical)
@@ -103,9 +106,24 @@ def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow
     if diffs:
         changes.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "changed": diffs})
     if diffs or saved != legacy:
-        record = {**canonical, **({"changes": changes} if changes else {})}
+        return {**canonical, **({"changes": changes} if changes else {})}
+    return None
+
+
+def check_or_create(study_dir: Path, study: str, identity: dict[str, Any], allow_changes: bool = False) -> bool:
+    """Write ``study.json`` for a new study, or check it (:func:`check`); True when resuming an existing study.
+
+    With ``allow_changes`` a changed setting is accepted: the new settings replace the old ones and
+    the change (what, when) is appended to ``changes`` in ``study.json``. A file of an older archbench
+    is read through :func:`upgrade` (and rewritten with the keys it lacked).
+    """
+    path = study_dir / "study.json"
+    resuming = path.exists()
+    record = check(study_dir, study, identity, allow_changes)
+    if record is not None:
+        study_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
-    return True
+    return resuming
 
 
 def _diffs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -118,12 +136,35 @@ def _diffs(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str = "") -
             continue
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out.extend(_diffs(a, b, f"{prefix}{key}."))
+        elif not prefix and key == "data_digest":
+            out.append(f"data_digest was {_short(a)}, now {_short(b)} ({_data_setting(saved, now)})")
         else:
             out.append(f"{prefix}{key} was {_short(a)}, now {_short(b)}")
     return out
 
 
 _UNSET = object()
+
+
+def _data_setting(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """Which task setting a changed ``data_digest`` comes from: the settings that changed (``task.data
+    changed``), or, when none did, the files they name (``same settings: the files behind task.data=corpus/
+    changed``)."""
+    was = (saved.get("evaluator_options") or {}).get("task_options") or {}
+    is_ = (now.get("evaluator_options") or {}).get("task_options") or {}
+    changed = [f"task.{k}" for k in sorted(set(was) | set(is_)) if was.get(k, _UNSET) != is_.get(k, _UNSET)]
+    if changed:
+        return f"{', '.join(changed)} changed"
+    named = [f"task.{k}={_listed(is_[k])}" for k in _FILE_SETTINGS if is_.get(k)]
+    where = " or ".join(named) or f"task={now.get('task')}'s default corpus"
+    return f"same settings: the files behind {where} changed"
+
+
+_FILE_SETTINGS = ("data", "val", "root", "tokenizer")  # task settings that name files whose content may change
+
+
+def _listed(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _short(value: Any) -> str:

@@ -225,6 +225,12 @@ class TrainEvaluator:
 
         return get_task(self.task, **self.task_options).digest()
 
+    def ready(self, progress: bool) -> None:
+        """The task's data, prepared once (:meth:`~archbench.evaluators.task.Task.ready`)."""
+        from archbench.evaluators import get_task
+
+        get_task(self.task, **self.task_options).ready(progress=progress)
+
 
 class _TrainsNothing:
     """What the evaluators that train no model share (``lookup`` answers from a table, ``sleep`` sleeps):
@@ -254,18 +260,26 @@ class _TrainsNothing:
     def data_digest(self) -> str | None:
         return None
 
+    def ready(self, progress: bool) -> None:
+        return None
+
 
 @TRIAL_EVALUATORS.register("lookup")
 @dataclass(frozen=True)
 class LookupEvaluator(_TrainsNothing):
     """Answer from the ok rows of a leaderboard (``table``) for ``task``/``budget``; an architecture the
-    table lacks is ``unsupported`` (the benchmark's space should be the table's)."""
+    table lacks is ``unsupported`` (the benchmark's space should be the table's).
+
+    The rows must be of one data (``data_digest``; null, rows from before it was recorded, is data of its
+    own): a table holding several is refused in one line unless ``data`` picks one by a digest prefix
+    (``unknown`` for the null ones). The answers carry that digest, as the rows they come from."""
 
     table: str = "runs/leaderboard"
     task: str = "charlm"
     budget: str = str(DEFAULT_BUDGET)
     seed: int = 0
     hardware: str | None = None  # glob on device_name; None: every device in the table
+    data: str | None = None  # a data_digest prefix (or "unknown"); None: the table must hold one data
     rows: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
     name: ClassVar[str] = "lookup"  # it answers from measurements taken before
 
@@ -277,20 +291,36 @@ class LookupEvaluator(_TrainsNothing):
     def from_search(cls, config: SearchConfig) -> LookupEvaluator:
         """The table of ``evaluator_options.table`` (default: the study's own leaderboard)."""
         opts = dict(config.evaluator_options)
-        unknown = set(opts) - {"table", "hardware"}
+        allowed = ["data", "hardware", "table"]
+        unknown = set(opts) - set(allowed)
         if unknown:
-            raise ConfigError(f"evaluator lookup: unknown options {sorted(unknown)}; allowed: ['hardware', 'table']")
+            raise ConfigError(f"evaluator lookup: unknown options {sorted(unknown)}; allowed: {allowed}")
         table = opts.get("table", config.leaderboard)
-        return cls.load(table, config.task, config.budget, seed=config.seed, hardware=opts.get("hardware"))
+        return cls.load(
+            table, config.task, config.budget, seed=config.seed, hardware=opts.get("hardware"), data=opts.get("data")
+        )
 
     @classmethod
-    def load(cls, table: str, task: str, budget: str, seed: int = 0, hardware: str | None = None) -> LookupEvaluator:
+    def load(
+        cls, table: str, task: str, budget: str, seed: int = 0, hardware: str | None = None, data: str | None = None
+    ) -> LookupEvaluator:
         from archbench.leaderboard import Leaderboard
 
-        df = Leaderboard(table).query(task=task, hardware=hardware, status="ok").collect()
+        df = Leaderboard(table).query(task=task, hardware=hardware, status="ok", data_digest=data).collect()
         df = df.filter(df["budget"] == budget) if "budget" in df.columns else df
+        digests = df["data_digest"].unique().to_list() if df.height else []
+        if len(digests) > 1:
+            shown = ", ".join(sorted(d or "unknown" for d in digests))
+            raise ConfigError(
+                f"evaluator lookup: {table} holds rows of task {task} at {budget} on {len(digests)} data ({shown}): "
+                "pick one with evaluator_options.data=DIGEST_PREFIX (unknown: rows without a digest)"
+            )
         rows = {r["arch_id"]: r for r in df.sort("created_at").to_dicts()}  # latest row per arch wins
-        return cls(table=table, task=task, budget=budget, seed=seed, hardware=hardware, rows=rows)
+        return cls(table=table, task=task, budget=budget, seed=seed, hardware=hardware, data=data, rows=rows)
+
+    def data_digest(self) -> str | None:
+        """The digest of the rows it answers from (one, or none: see the class docstring)."""
+        return next((r.get("data_digest") for r in self.rows.values()), None)
 
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
         row = self.rows.get(arch.arch_id)
@@ -306,13 +336,16 @@ class LookupEvaluator(_TrainsNothing):
         return TrialResult(
             arch=arch, task=self.task, status="ok", study=study, trial=trial, budget=self.budget, seed=self.seed,
             metrics=metrics, null_reasons=reasons, hardware=hardware, cached=True, reason="lookup",
+            data={"data_digest": row.get("data_digest")},
         )  # fmt: skip
 
     def at_budget(
         self, budget: str, measure: bool, validate_quant: bool = True, screen: bool = False
     ) -> LookupEvaluator:
         """The table's rows of ``budget`` (every row carries its own measurement)."""
-        return LookupEvaluator.load(self.table, self.task, budget, seed=self.seed, hardware=self.hardware)
+        return LookupEvaluator.load(
+            self.table, self.task, budget, seed=self.seed, hardware=self.hardware, data=self.data
+        )
 
     def probe(self) -> Probe:
         return Probe({"device_name": "lookup:" + str(Path(self.table)), "device_kind": "lookup"})
