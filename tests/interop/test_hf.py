@@ -124,6 +124,7 @@ def _violations(arch: Architecture, field: str) -> list[Architecture]:
         "tie_embeddings": (True, False),
         "unique_layers": (1, arch.depth),
         "kv_heads": (1, 2, arch.heads),
+        "global_every": (0, 1, arch.depth),
     }[field]
     out = []
     for value in domain:
@@ -176,6 +177,8 @@ def test_every_refusal_is_one_line_naming_the_field(target, need) -> None:
         (Architecture(pos_encoding="none"), "pos_encoding='none'"),
         (Architecture(residual="post_ln"), "residual='post_ln'"),
         (Architecture(bias=False), "bias=False"),
+        (Architecture(attention="linear", global_every=2), "attention='linear'"),  # a hybrid of linear layers
+        (Architecture(attention="sliding_window", window=16, global_every=3), "global_every=3"),  # GPT-2 type
     ],
 )
 def test_the_issue_refusals(arch: Architecture, named: str) -> None:

@@ -1,0 +1,73 @@
+"""The decode cache's size from the architecture alone (no torch): each layer counted by its own pattern.
+
+What a layer keeps after ``context`` tokens (:mod:`.kv_cache`; the same rules as the patterns' ``keep``):
+
+* ``dense`` (and every global layer of a hybrid layout): all ``C`` positions;
+* ``sliding_window``: the last ``min(C, W - 1)`` positions (the next query sees itself and W - 1 before);
+* ``block_sparse``: the first block and the run from the block before the next query's own block;
+* ``linear``: no positions but a recurrent state per key/value head, ``kv`` (D x D) and ``z`` (D), always
+  fp32. A position holds ``2 * D`` values (its key and value) per head group, so the state is counted as
+  ``ceil((D * D + D) / (2 * D)) = ceil((D + 1) / 2)`` *position-equivalents* (in values, not bytes) by
+  :func:`kv_cache_positions`, whatever the context; :func:`kv_cache_bytes` counts its fp32 bytes exactly.
+
+So with ``g`` global layers of ``L``, window ``W`` and context ``C``, a windowed model keeps
+``g * C + (L - g) * min(C, W - 1)`` positions per head group. :func:`kv_cache_bytes` equals
+``KVCache.nbytes()`` of the model's cache after ``context`` tokens (tests/foundation/test_layouts.py).
+"""
+
+from __future__ import annotations
+
+from archbench.search_space.architecture import Architecture
+
+# Bytes per cached value by the deployed precision: the integer and fp8 recipes quantize the Linear
+# weights only, so keys and values stay in the float model's fp32 (search_space.quantize).
+VALUE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 4, "int8_weight_only": 4, "fp8": 4}
+STATE_BYTES = 4  # linear attention's running sums are fp32 whatever the model's dtype
+
+
+def layer_positions(pattern: str, window: int, head_dim: int, context: int) -> int:
+    """Positions (or, for ``linear``, position-equivalents) one layer of ``pattern`` keeps after ``context``
+    tokens, per key/value head."""
+    c = context
+    if pattern == "dense":
+        return c
+    if pattern == "sliding_window":
+        return min(c, window - 1)
+    if pattern == "block_sparse":
+        first = min(window, c)
+        recent = max(0, c - max(window, (c // window - 1) * window))
+        return min(c, first + recent)
+    if pattern == "linear":
+        return -(-(head_dim + 1) // 2)
+    known = "dense, sliding_window, block_sparse, linear"
+    raise ValueError(f"no cache-size rule for attention pattern {pattern!r} ({known})")
+
+
+def _check_context(context: int) -> None:
+    if isinstance(context, bool) or not isinstance(context, int) or context < 1:
+        raise ValueError(f"context={context!r}: must be an integer >= 1 (tokens in the cache)")
+
+
+def kv_cache_positions(arch: Architecture, context: int) -> int:
+    """Cached positions per key/value head, summed over layers, after ``context`` tokens (linear layers as
+    position-equivalents of their state, see the module docstring)."""
+    _check_context(context)
+    return sum(layer_positions(arch.layer_attention(i), arch.window, arch.head_dim, context) for i in range(arch.depth))
+
+
+def kv_cache_bytes(arch: Architecture, context: int, batch: int = 1, bytes_per_value: int | None = None) -> int:
+    """Bytes of the decode cache after ``context`` tokens for ``batch`` sequences: keys and values at
+    ``bytes_per_value`` (default: the deployed precision's, :data:`VALUE_BYTES`), linear states in fp32."""
+    _check_context(context)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r}: must be an integer >= 1")
+    value = VALUE_BYTES[arch.quant] if bytes_per_value is None else bytes_per_value
+    d, groups = arch.head_dim, arch.kv_heads
+    total = 0
+    for i in range(arch.depth):
+        pattern = arch.layer_attention(i)
+        if pattern == "linear":
+            total += (d * d + d) * STATE_BYTES
+        else:
+            total += layer_positions(pattern, arch.window, d, context) * 2 * d * value
+    return total * groups * batch
