@@ -61,6 +61,7 @@ def test_old_architectures_keep_their_ids_and_layouts_round_trip() -> None:
     # Canonical: dense ignores the layout; a last layer every-k already makes global needs no flag.
     assert Architecture(global_every=2, global_last=True) == Architecture()
     assert arch(depth=6, global_every=3, global_last=True) == hybrid
+    assert arch(depth=6, global_every=6) == arch(depth=6, global_last=True)  # the last layer alone
     assert "+global/3" in hybrid.describe() and "+global_last" in arch(global_last=True).describe()
 
 

@@ -178,7 +178,8 @@ def test_every_refusal_is_one_line_naming_the_field(target, need) -> None:
         (Architecture(residual="post_ln"), "residual='post_ln'"),
         (Architecture(bias=False), "bias=False"),
         (Architecture(attention="linear", global_every=2), "attention='linear'"),  # a hybrid of linear layers
-        (Architecture(attention="sliding_window", window=16, global_every=3), "global_every=3"),  # GPT-2 type
+        # Starcoder2's shape with a layout: its class has one window for every layer.
+        (Architecture(pos_encoding="rope", attention="sliding_window", window=16, global_every=3), "global_every=3"),
     ],
 )
 def test_the_issue_refusals(arch: Architecture, named: str) -> None:

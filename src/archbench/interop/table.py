@@ -148,8 +148,8 @@ def layout_fields(types: list[str], depth: int) -> dict[str, Any]:
     if full == [depth - 1]:
         return {"global_every": 0, "global_last": True}
     raise NotExpressible(
-        f"layer_types with full attention on layers {full}: archbench's layouts put it on every k-th layer "
-        "and/or the last one"
+        f"layer_types mixes full_attention (layers {full}) and sliding_attention: archbench's layouts put full "
+        "attention on every k-th layer and/or the last one"
     )
 
 

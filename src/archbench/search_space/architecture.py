@@ -103,8 +103,8 @@ class Architecture:
     window: int = 0
     # Layer layout (hybrid attention): with a cheaper ``attention`` than dense, every ``global_every``-th
     # layer (layers k-1, 2k-1, ...; 0: none) and, with ``global_last``, the last layer use full causal
-    # attention instead. Both are canonicalised to 0/False where they change nothing (dense attention;
-    # a last layer that every-k already makes global), so equal models have equal ids.
+    # attention instead. Canonical: 0/False where they change nothing (dense attention; a last layer
+    # every-k already makes global) and (0, True) for every depth-th layer, so equal layouts have equal ids.
     global_every: int = 0
     global_last: bool = False
     quant: str = "fp32"
@@ -174,6 +174,8 @@ class Architecture:
         last = _bool("global_last", self.global_last)
         if self.attention == GLOBAL:
             every, last = 0, False  # every layer is global already
+        elif every == self.depth:
+            every, last = 0, True  # "every depth-th layer" is the last layer alone
         elif every and self.depth % every == 0:
             last = False  # the last layer is one of the every-k ones
         s(self, "global_every", every)
