@@ -149,3 +149,25 @@ def test_flops_count_each_layer_by_its_own_pattern() -> None:
     half = count_flops(arch(max_seq_len=64, global_every=2), 1, 64).attention
     assert cheap < half < dense
     assert half == (dense + cheap) // 2 or abs(2 * half - dense - cheap) <= 2  # two layers of each
+
+
+def test_lm_hybrid_searches_the_layout_and_encodes_canonical_choices() -> None:
+    from importlib import resources
+
+    import yaml
+
+    from archbench import SearchSpace
+    from archbench.search_space.model import count_params
+
+    text = (resources.files("archbench") / "conf" / "space" / "lm_hybrid.yaml").read_text()
+    space = SearchSpace.from_dict(yaml.safe_load(text), task_vocab=192)
+    assert {"global_every", "global_last", "attention", "depth", "width"} <= set(space.free_fields)
+    archs = space.sample(8, seed=0)
+    assert len({a.layout() for a in archs}) > 2 and all(a.vocab_size == 192 and a.kv_heads < a.heads for a in archs)
+    for a in archs:
+        assert space.decode(space.encode(a)) == a  # canonicalised layout choices still encode
+    with torch.device("meta"):
+        sizes = [count_params(build(a)) for a in archs[:3]]
+    assert all(2e7 < n < 1.6e9 for n in sizes)
+    last_only = space.sample(1, seed=0)[0].replace(depth=8, global_every=8, global_last=False)
+    assert last_only.global_every == 0 and last_only.global_last and space.contains(last_only)
