@@ -103,6 +103,10 @@ def decode_part(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"{arch.global_layers:2d} global: {m.metrics['decode_ms_per_token']:.2f} ms/token, cache {measured:.1f} MiB"
         )
+    # The all-global model again, last: how far the machine drifted while the others ran.
+    again = measure_decode(build(base.replace(global_every=1)).eval(), base.replace(global_every=1), "cpu", batch=1,
+                           context=args.context, rule=rule, memory=False, warmup_calls=2)  # fmt: skip
+    rows[0]["decode_ms_per_token_again_last"] = again.metrics["decode_ms_per_token"]
     ref = rows[0]
     for r in rows:
         r["decode_vs_all_global"] = r["decode_ms_per_token"] / ref["decode_ms_per_token"]
