@@ -49,7 +49,7 @@ def test_mapped_weights_give_archbench_logits(name: str, tmp_path) -> None:
     assert diff <= 1e-4, f"{name}: max |logits diff| {diff}"
 
 
-@pytest.mark.parametrize("name", ["llama-gqa", "mistral-window", "gpt2", "starcoder2-window"])
+@pytest.mark.parametrize("name", ["llama-gqa", "mistral-window", "ministral-every2", "gpt2", "starcoder2-window"])
 def test_from_pretrained_on_an_exported_dir_gives_archbench_logits(name: str, tmp_path) -> None:
     arch = VARIANTS[name]
     model, weights = saved(arch, tmp_path, seed=3)
