@@ -127,6 +127,7 @@ def test_measured_cache_has_the_formulas_size(attention: str, depth: int, every:
             expected = g * context + (depth - g) * min(context, WINDOW - 1)
             assert kv_cache_positions(a, context) == expected
             assert sum(cache.lengths()) == expected
+        assert sum(cache.lengths()) == kv_cache_positions(a, context)  # a linear layer: no positions
         per_position = 2 * a.head_dim * 4 * kv * 2
         if attention != "linear":
             assert cache.nbytes() == kv_cache_positions(a, context) * per_position
@@ -137,8 +138,12 @@ def test_cache_size_follows_the_layout_and_precision() -> None:
     sizes = [kv_cache_positions(long.replace(global_every=k), 8192) for k in (1, 2, 3, 6, 0)]
     assert sizes == [6 * 8192, 3 * 8192 + 3 * 7, 2 * 8192 + 4 * 7, 8192 + 5 * 7, 6 * 7]
     assert kv_cache_bytes(long.replace(quant="bf16"), 100) * 2 == kv_cache_bytes(long, 100)
-    with pytest.raises(ValueError, match="context=0"):
-        kv_cache_positions(long, 0)
+    with pytest.raises(ValueError, match="context=-1"):
+        kv_cache_positions(long, -1)
+    linear = arch("linear", depth=6, global_every=3)  # 2 global layers keep positions, 4 linear ones a state
+    d = linear.head_dim
+    assert kv_cache_positions(linear, 100) == 2 * 100
+    assert kv_cache_bytes(linear, 100) == linear.kv_heads * (2 * 100 * 2 * d * 4 + 4 * (d * d + d) * 4)
 
 
 def test_flops_count_each_layer_by_its_own_pattern() -> None:

@@ -5,10 +5,11 @@ What a layer keeps after ``context`` tokens (:mod:`.kv_cache`; the same rules as
 * ``dense`` (and every global layer of a hybrid layout): all ``C`` positions;
 * ``sliding_window``: the last ``min(C, W - 1)`` positions (the next query sees itself and W - 1 before);
 * ``block_sparse``: the first block and the run from the block before the next query's own block;
-* ``linear``: no positions but a recurrent state per key/value head, ``kv`` (D x D) and ``z`` (D), always
-  fp32. A position holds ``2 * D`` values (its key and value) per head group, so the state is counted as
-  ``ceil((D * D + D) / (2 * D)) = ceil((D + 1) / 2)`` *position-equivalents* (in values, not bytes) by
-  :func:`kv_cache_positions`, whatever the context; :func:`kv_cache_bytes` counts its fp32 bytes exactly.
+* ``linear``: no positions (0 in :func:`kv_cache_positions`, as ``KVCache.lengths()`` says) but a recurrent
+  state per key/value head, ``kv`` (D x D) and ``z`` (D), always fp32, whatever the context:
+  :func:`kv_cache_bytes` counts its bytes exactly. In position-equivalents (a position holds ``2 * D``
+  values per head group) it is ``ceil((D + 1) / 2)`` positions' worth of values:
+  :func:`linear_state_positions`.
 
 So with ``g`` global layers of ``L``, window ``W`` and context ``C``, a windowed model keeps
 ``g * C + (L - g) * min(C, W - 1)`` positions per head group. :func:`kv_cache_bytes` equals
@@ -38,19 +39,24 @@ def layer_positions(pattern: str, window: int, head_dim: int, context: int) -> i
         recent = max(0, c - max(window, (c // window - 1) * window))
         return min(c, first + recent)
     if pattern == "linear":
-        return -(-(head_dim + 1) // 2)
+        return 0
     known = "dense, sliding_window, block_sparse, linear"
     raise ValueError(f"no cache-size rule for attention pattern {pattern!r} ({known})")
 
 
+def linear_state_positions(head_dim: int) -> int:
+    """A linear layer's state (``D * D + D`` values per key/value head) in positions of ``2 * D`` values."""
+    return -(-(head_dim + 1) // 2)
+
+
 def _check_context(context: int) -> None:
-    if isinstance(context, bool) or not isinstance(context, int) or context < 1:
-        raise ValueError(f"context={context!r}: must be an integer >= 1 (tokens in the cache)")
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise ValueError(f"context={context!r}: must be an integer >= 0 (tokens in the cache)")
 
 
 def kv_cache_positions(arch: Architecture, context: int) -> int:
-    """Cached positions per key/value head, summed over layers, after ``context`` tokens (linear layers as
-    position-equivalents of their state, see the module docstring)."""
+    """Cached positions per key/value head, summed over layers, after ``context`` tokens (a linear layer
+    keeps none: its state is in :func:`kv_cache_bytes`)."""
     _check_context(context)
     return sum(layer_positions(arch.layer_attention(i), arch.window, arch.head_dim, context) for i in range(arch.depth))
 
