@@ -19,7 +19,8 @@ RESIDUALS = registries.RESIDUALS.names()  # every registered residual type
 PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 FIELDS = [
     "depth", "width", "heads", "kv_heads", "ffn_ratio", "ffn_act", "norm", "residual", "drop_path", "attention",
-    "window", "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len", "tie_embeddings", "bias",
+    "window", "global_every", "global_last", "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len",
+    "tie_embeddings", "bias",
 ]  # fmt: skip
 
 
@@ -44,6 +45,8 @@ def architectures(draw: st.DrawFn) -> Architecture:
         drop_path=draw(st.floats(0.0, 0.9)),
         attention=attention,
         window=window,
+        global_every=draw(st.integers(0, depth)),
+        global_last=draw(st.booleans()),
         quant=draw(st.sampled_from(QUANTS)),
         unique_layers=unique,
         pos_encoding=draw(st.sampled_from(POS_ENCODINGS)),

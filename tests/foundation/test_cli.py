@@ -76,7 +76,7 @@ def test_build_prints_parameter_count(capsys: pytest.CaptureFixture[str], tmp_pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["space", "show", "space=nope"], "Could not find 'space/nope' (built-in spaces: lm_small, lm_tiny"),
+        (["space", "show", "space=nope"], "Could not find 'space/nope' (built-in spaces: lm_hybrid, lm_small, lm_tiny"),
         (["space", "show", "space=missing/file.yaml"], "search space file not found: missing/file.yaml"),
         (["space", "show", "space.fields.dpth=[2]"], "Could not override 'space.fields.dpth'"),
         (["space", "show", "+space.fields.dpth=[2]"], "unknown field 'dpth' (did you mean 'depth'?)"),

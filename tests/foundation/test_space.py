@@ -20,7 +20,7 @@ def space(request: pytest.FixtureRequest) -> SearchSpace:
 
 def test_builtin_spaces() -> None:
     assert {"lm_tiny", "lm_small"} <= set(SearchSpace.builtin_names())
-    with pytest.raises(ConfigError, match="unknown space 'nope'; known: lm_small, lm_tiny"):
+    with pytest.raises(ConfigError, match="unknown space 'nope'; known: lm_hybrid, lm_small, lm_tiny"):
         SearchSpace.builtin("nope")
 
 

@@ -15,6 +15,8 @@ LLAMA_TYPE = {"ffn_act": "swiglu", "norm": "rmsnorm", "pos_encoding": "rope", "b
 EXACT: dict[str, Architecture] = {
     "llama": Architecture(**TINY, **LLAMA_TYPE, kv_heads=2, tie_embeddings=False),
     "mistral": Architecture(**TINY, **LLAMA_TYPE, kv_heads=2, attention="sliding_window", window=24),
+    # A hybrid layout: windowed layers with every 2nd (here the last) global (Ministral honours layer_types).
+    "ministral": Architecture(**TINY, **LLAMA_TYPE, kv_heads=2, attention="sliding_window", window=24, global_every=2),
     "gpt2": Architecture(**TINY),
     "starcoder2": Architecture(**TINY, pos_encoding="rope", kv_heads=2, attention="sliding_window", window=24),
     "qwen2": Architecture(**TINY, **LLAMA_TYPE, kv_heads=2),  # import only: nothing exports to it
@@ -29,6 +31,8 @@ VARIANTS: dict[str, Architecture] = {
     "llama-gqa": EXACT["llama"],
     "llama-bias-tied-mqa": EXACT["llama"].replace(bias=True, tie_embeddings=True, kv_heads=1),
     "mistral-window": EXACT["mistral"],
+    "ministral-every2": EXACT["ministral"],
+    "ministral-last-of-3": EXACT["ministral"].replace(depth=3, global_every=0, global_last=True),
     "gpt2": EXACT["gpt2"],
     "gpt2-untied": EXACT["gpt2"].replace(tie_embeddings=False),
     "starcoder2-window": EXACT["starcoder2"],

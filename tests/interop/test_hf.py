@@ -49,7 +49,7 @@ def test_mapped_weights_give_archbench_logits(name: str, tmp_path) -> None:
     assert diff <= 1e-4, f"{name}: max |logits diff| {diff}"
 
 
-@pytest.mark.parametrize("name", ["llama-gqa", "mistral-window", "gpt2", "starcoder2-window"])
+@pytest.mark.parametrize("name", ["llama-gqa", "mistral-window", "ministral-every2", "gpt2", "starcoder2-window"])
 def test_from_pretrained_on_an_exported_dir_gives_archbench_logits(name: str, tmp_path) -> None:
     arch = VARIANTS[name]
     model, weights = saved(arch, tmp_path, seed=3)
@@ -124,6 +124,7 @@ def _violations(arch: Architecture, field: str) -> list[Architecture]:
         "tie_embeddings": (True, False),
         "unique_layers": (1, arch.depth),
         "kv_heads": (1, 2, arch.heads),
+        "global_every": (0, 1, arch.depth),
     }[field]
     out = []
     for value in domain:
@@ -176,6 +177,9 @@ def test_every_refusal_is_one_line_naming_the_field(target, need) -> None:
         (Architecture(pos_encoding="none"), "pos_encoding='none'"),
         (Architecture(residual="post_ln"), "residual='post_ln'"),
         (Architecture(bias=False), "bias=False"),
+        (Architecture(attention="linear", global_every=2), "attention='linear'"),  # a hybrid of linear layers
+        # Starcoder2's shape with a layout: its class has one window for every layer.
+        (Architecture(pos_encoding="rope", attention="sliding_window", window=16, global_every=3), "global_every=3"),
     ],
 )
 def test_the_issue_refusals(arch: Architecture, named: str) -> None:

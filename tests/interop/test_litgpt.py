@@ -29,6 +29,8 @@ SHAPES = {
         attention="sliding_window", window=24,
     ),
     "swiglu-layernorm-bias": EXACT["litgpt"].replace(norm="layernorm", bias=True),
+    # A hybrid layout: sliding_window_indices marks the windowed layers (here layers 0 and 2 of 3).
+    "hybrid-every2-of-3": EXACT["litgpt"].replace(depth=3, attention="sliding_window", window=24, global_every=2),
 }  # fmt: skip
 
 
@@ -64,6 +66,7 @@ def test_litgpt_with_mapped_weights_gives_archbench_logits(name: str, tmp_path) 
         (SHAPES["gelu-layernorm-bias"].replace(bias=False), "bias=False"),
         (EXACT["litgpt"].replace(quant="bf16"), "quant='bf16'"),
         (EXACT["litgpt"].replace(residual="laurel"), "residual='laurel'"),
+        (EXACT["litgpt"].replace(attention="linear", global_every=2), "attention='linear'"),
     ],
 )
 def test_litgpt_refusals_are_one_line(arch: Architecture, named: str) -> None:

@@ -69,11 +69,11 @@ def test_linear_attention_is_counted_by_torch_and_grows_linearly() -> None:
 def test_counting_leaves_the_model_unchanged() -> None:
     arch = Architecture(depth=1, width=32, heads=2, vocab_size=64, max_seq_len=64)
     model = build(arch).eval()
-    pattern = model.trunk.pattern
+    patterns = list(model.trunk.patterns)
     idx = torch.randint(0, 64, (1, 64))
     before = model(idx)
     count_model_flops(model, idx)
-    assert model.trunk.pattern is pattern
+    assert all(after is before for after, before in zip(model.trunk.patterns, patterns, strict=True))
     assert torch.equal(model(idx), before)
 
 

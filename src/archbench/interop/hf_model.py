@@ -56,7 +56,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
         "transposed": ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
     },
 }  # fmt: skip
-LAYOUTS["mistral"] = LAYOUTS["llama"]
+LAYOUTS["mistral"] = LAYOUTS["ministral"] = LAYOUTS["llama"]
 
 
 def hf_state_dict(arch: Architecture, tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:

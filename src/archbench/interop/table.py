@@ -68,6 +68,11 @@ UNSHARED = Need(
 FLOAT = Need(
     "quant", lambda a: a.quant in DTYPES, "quant=fp32|bf16|fp16: archbench's int8/fp8 recipes have no counterpart"
 )
+UNIFORM = Need(
+    "global_every",
+    lambda a: not a.hybrid,
+    "one attention pattern on every layer (global_every=0, global_last=false): the class has no layer layout",
+)
 MULTI_HEAD = Need("kv_heads", lambda a: a.kv_heads == a.heads, "kv_heads=heads: the class is multi-head only")
 
 
@@ -119,15 +124,47 @@ def _window_fields(c: Config) -> dict[str, Any]:
     return {"attention": "sliding_window", "window": w}
 
 
-def _qwen2_window_fields(c: Config) -> dict[str, Any]:
-    """Qwen2 puts its window on the layers named in ``layer_types``: all or none of them is expressible."""
-    kinds = set(c.get("layer_types") or ["full_attention"])
+LAYER_TYPES = {"dense": "full_attention", "sliding_window": "sliding_attention"}
+
+
+def layer_types(arch: Architecture) -> list[str]:
+    """transformers' ``layer_types`` of a (possibly hybrid) sliding-window or dense architecture."""
+    return [LAYER_TYPES[p] for p in arch.layer_patterns]
+
+
+def layout_fields(types: list[str], depth: int) -> dict[str, Any]:
+    """``global_every`` / ``global_last`` of a per-layer list of ``full_attention`` / ``sliding_attention``
+    (any mix of windowed layers with every k-th and/or the last layer global); NotExpressible otherwise."""
+    unknown = sorted(set(types) - set(LAYER_TYPES.values()))
+    if unknown or len(types) != depth:
+        what = f"names {','.join(unknown)}" if unknown else f"has {len(types)} entries for {depth} layers"
+        raise NotExpressible(f"layer_types {what}: archbench reads full_attention/sliding_attention, one per layer")
+    full = [i for i, t in enumerate(types) if t == "full_attention"]
+    for every in range(1, depth + 1):
+        for last in (False, True):
+            ruled = {i for i in range(depth) if (i + 1) % every == 0} | ({depth - 1} if last else set())
+            if ruled == set(full):
+                return {"global_every": every, "global_last": last}
+    if full == [depth - 1]:
+        return {"global_every": 0, "global_last": True}
+    raise NotExpressible(
+        f"layer_types mixes full_attention (layers {full}) and sliding_attention: archbench's layouts put full "
+        "attention on every k-th layer and/or the last one"
+    )
+
+
+def _window_layout_fields(c: Config) -> dict[str, Any]:
+    """A window on the sliding layers of ``layer_types`` (Ministral, Qwen2): all full is dense, all sliding
+    is a uniform window, a mix is a hybrid layout when archbench's every-k(+last) rule says it."""
+    depth = c["num_hidden_layers"]
+    types = list(c.get("layer_types") or ["full_attention"] * depth)
+    kinds = set(types)
     if kinds == {"full_attention"}:
         return {"attention": "dense"}
-    if kinds == {"sliding_attention"}:
-        return _window_fields(c)
-    mixed = ",".join(sorted(kinds))
-    raise NotExpressible(f"layer_types mixes {mixed}: archbench uses one attention pattern on every layer")
+    window = _window_fields(c)
+    if kinds == {"sliding_attention"} or window["attention"] == "dense":
+        return window
+    return {**window, **layout_fields(types, depth)}
 
 
 def _gpt2_ratio(c: Config) -> float:
@@ -215,8 +252,20 @@ LLAMA = Target(
 MISTRAL = Target(
     "mistral",
     "MistralConfig",
-    (*_LLAMA_SHAPE, one_of("attention", "sliding_window"), flag("bias", False)),
+    (*_LLAMA_SHAPE, one_of("attention", "sliding_window"), flag("bias", False), UNIFORM),
     (*_LLAMA_TYPE, Key("sliding_window", lambda a: a.window, _window_fields)),
+)
+# Ministral: Mistral's shape whose modelling code honours ``layer_types`` (transformers 5.3), so windowed
+# layers with every k-th and/or the last layer global export exactly. Mistral's own class ignores it.
+MINISTRAL = Target(
+    "ministral",
+    "MinistralConfig",
+    (*_LLAMA_SHAPE, one_of("attention", "sliding_window"), flag("bias", False)),
+    (
+        *_LLAMA_TYPE,
+        Key("sliding_window", lambda a: a.window, None),
+        Key("layer_types", layer_types, _window_layout_fields),
+    ),
 )
 GPT2 = Target(
     "gpt2",
@@ -263,6 +312,7 @@ STARCODER2 = Target(
         one_of("ffn_act", "gelu"),
         one_of("pos_encoding", "rope"),
         one_of("attention", "dense", "sliding_window"),
+        UNIFORM,
         flag("bias", True, ": its LayerNorms always have a bias"),
     ),
     (
@@ -290,7 +340,7 @@ QWEN2 = Target(
     "qwen2",
     "Qwen2Config",
     (*_LLAMA_SHAPE, Need("bias", lambda a: False, "q/k/v biases without o or MLP biases", False)),
-    (*_LLAMA_TYPE, Key("layer_types", None, _qwen2_window_fields)),
+    (*_LLAMA_TYPE, Key("layer_types", None, _window_layout_fields)),
     exports=False,
     left_out=("q/k/v biases (archbench's bias is all or nothing: imported with bias=false)",),
 )
@@ -322,6 +372,8 @@ LITGPT = Target(
         Key("padded_vocab_size", lambda a: a.vocab_size),
         field("block_size", "max_seq_len"),
         Key("sliding_window_size", lambda a: a.window or None),
+        # 1 marks a windowed layer: LitGPT's per-layer placing expresses every hybrid layout of a window.
+        Key("sliding_window_indices", lambda a: [int(p != "dense") for p in a.layer_patterns] if a.hybrid else None),
         fixed("parallel_residual", False),
         fixed("rotary_percentage", 1.0),
         numeric("rope_base", int(ROPE_BASE)),
@@ -330,7 +382,7 @@ LITGPT = Target(
 )
 
 # transformers' config classes, in the order export tries them (the first that expresses the shape wins).
-HF_TARGETS: dict[str, Target] = {t.name: t for t in (LLAMA, MISTRAL, GPT2, STARCODER2, QWEN2)}
+HF_TARGETS: dict[str, Target] = {t.name: t for t in (LLAMA, MISTRAL, MINISTRAL, GPT2, STARCODER2, QWEN2)}
 TARGETS: dict[str, Target] = {**HF_TARGETS, LITGPT.name: LITGPT}
 
 

@@ -21,6 +21,7 @@ meta device (no memory, no compute), so quantized models get the FLOPs of their 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -60,25 +61,50 @@ def attention_flops(pattern: AttentionPattern, batch: int, heads: int, seq_len: 
     return round(4 * batch * heads * seq_len * seq_len * head_dim * pattern.kept_fraction(seq_len))
 
 
+def _pattern_slots(model: nn.Module) -> list[tuple[Any, Any]]:
+    """Where ``model`` holds attention patterns, as (container, key) pairs: the Trunk's per-layer list
+    ``patterns`` (one per layer of the layout), or a user module's single ``pattern`` attribute."""
+    slots: list[tuple[Any, Any]] = []
+    for m in model.modules():
+        listed = getattr(m, "patterns", None)
+        if isinstance(listed, list) and all(isinstance(p, AttentionPattern) for p in listed):
+            slots.extend((listed, i) for i in range(len(listed)))
+        if isinstance(getattr(m, "pattern", None), AttentionPattern):
+            slots.append((m, "pattern"))
+    return slots
+
+
+def _get(slot: tuple[Any, Any]) -> AttentionPattern:
+    holder, key = slot
+    return holder[key] if isinstance(holder, list) else getattr(holder, key)
+
+
+def _set(slot: tuple[Any, Any], pattern: AttentionPattern) -> None:
+    holder, key = slot
+    if isinstance(holder, list):
+        holder[key] = pattern
+    else:
+        setattr(holder, key, pattern)
+
+
 def count_model_flops(model: nn.Module, inputs: Tensor) -> FlopCount:
-    """FLOPs of ``model(inputs)`` (one forward), attention cores counted from their patterns."""
-    holders = [
-        m for m in model.modules() if isinstance(getattr(m, "pattern", None), AttentionPattern)
-    ]  # the Trunk holds the model's one pattern; user models may hold several
-    originals = [m.pattern for m in holders]
+    """FLOPs of ``model(inputs)`` (one forward), attention cores counted from their patterns: each layer
+    by its own (a hybrid layout's global layers dense, the others their cheaper pattern)."""
+    slots = _pattern_slots(model)
+    originals = [_get(slot) for slot in slots]
     stubs: list[_Uncounted] = []
     try:
-        for m, pattern in zip(holders, originals, strict=True):
+        for slot, pattern in zip(slots, originals, strict=True):
             if pattern.kept_fraction(inputs.shape[-1]) > 0:
                 stub = _Uncounted(pattern)
                 stubs.append(stub)
-                m.pattern = stub
+                _set(slot, stub)
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             model(inputs)
     finally:
-        for m, pattern in zip(holders, originals, strict=True):
-            m.pattern = pattern
+        for slot, pattern in zip(slots, originals, strict=True):
+            _set(slot, pattern)
     seen, attention = int(counter.get_total_flops()), sum(s.flops for s in stubs)
     return FlopCount(total=seen + attention, counter=seen, attention=attention)
 

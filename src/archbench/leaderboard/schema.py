@@ -23,8 +23,10 @@ top-rung rows measured again in full, ``screen_latency_ms`` and ``screen_stop_re
 whose recipe is unknown, so the search's cache never reuses it), ``kv_cache_bytes_per_token``. Dynamic
 columns: a metric measured at a named workload is ``metric@workload`` (``decode_ms_per_token@chat8k``),
 typed as its metric (:func:`workload_columns`), present only in the parts of studies that measured it.
-Read rule for the older rows (:func:`migrate` applies it to parts of every version): a trained row
-without ``train_schedule`` is ``cosine``, the only schedule there was before the column existed.
+Read rules for the older rows (:func:`migrate` applies them to parts of every version): a trained row
+without ``train_schedule`` is ``cosine``, the only schedule there was before the column existed; a row
+without the layer layout (``global_every``, ``global_last``) was uniform (0, false), the value every older
+architecture had.
 """
 
 from __future__ import annotations
@@ -153,6 +155,11 @@ def _read_older_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
     only schedule there was, ``cosine``. Their ``train_recipe`` stays null: the learning rate and the rest
     of the recipe they were trained with are unknown."""
     names = lf.collect_schema().names()
+    if "depth" in names:  # an architecture row: no layout column means one pattern on every layer
+        lf = lf.with_columns(
+            (pl.col(c).fill_null(v) if c in names else pl.lit(v, dtype=t)).alias(c)
+            for c, v, t in (("global_every", 0, pl.Int64()), ("global_last", False, pl.Boolean()))
+        )
     if "train_time_s" not in names:
         return lf
     schedule = pl.col("train_schedule") if "train_schedule" in names else pl.lit(None, pl.String())

@@ -27,6 +27,7 @@ FFN_ACTS = ("gelu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
 QUANTS = ("fp32", "bf16", "fp16", "int8", "int8_weight_only", "fp8")
 POS_ENCODINGS = ("learned", "rope", "none")
+GLOBAL = "dense"  # the pattern of a global layer in a hybrid layout (full causal attention)
 
 # Bump only if the hashing rule itself changes. A field added later is hashed only when it differs from
 # the value every older architecture implicitly had, so old ids stay valid (see _implicit).
@@ -35,7 +36,7 @@ _HASH_VERSION = 1
 
 def _implicit(arch: Architecture) -> dict[str, Any]:
     """Fields added after the first release, with the value older architectures implicitly had."""
-    return {"kv_heads": arch.heads}
+    return {"kv_heads": arch.heads, "global_every": 0, "global_last": False}
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -100,6 +101,12 @@ class Architecture:
     drop_path: float = 0.0
     attention: str = "dense"
     window: int = 0
+    # Layer layout (hybrid attention): with a cheaper ``attention`` than dense, every ``global_every``-th
+    # layer (layers k-1, 2k-1, ...; 0: none) and, with ``global_last``, the last layer use full causal
+    # attention instead. Canonical: 0/False where they change nothing (dense attention; a last layer
+    # every-k already makes global) and (0, True) for every depth-th layer, so equal layouts have equal ids.
+    global_every: int = 0
+    global_last: bool = False
     quant: str = "fp32"
     unique_layers: int | None = None  # None: one block per layer (no sharing); canonicalised to depth
     pos_encoding: str = "learned"
@@ -150,9 +157,58 @@ class Architecture:
         else:
             _int("window", self.window, lo=0)
             s(self, "window", 0)  # canonical: unused by this pattern, so it must not change arch_id
+        self._check_layout()
         s(self, "unique_layers", _divisor("unique_layers", self.unique_layers, "depth", self.depth))
         s(self, "tie_embeddings", _bool("tie_embeddings", self.tie_embeddings))
         s(self, "bias", _bool("bias", self.bias))
+
+    def _check_layout(self) -> None:
+        s = object.__setattr__
+        every = _int("global_every", self.global_every, lo=0)
+        if every > self.depth:
+            raise ArchitectureError(
+                "global_every",
+                every,
+                f"must be 0 (no global layer) or 1..depth={self.depth} (every k-th layer global)",
+            )
+        last = _bool("global_last", self.global_last)
+        if self.attention == GLOBAL:
+            every, last = 0, False  # every layer is global already
+        elif every == self.depth:
+            every, last = 0, True  # "every depth-th layer" is the last layer alone
+        elif every and self.depth % every == 0:
+            last = False  # the last layer is one of the every-k ones
+        s(self, "global_every", every)
+        s(self, "global_last", last)
+
+    # ---- layer layout (torch-free: sizes, FLOPs and exports read it) ---------------------------
+    def is_global(self, layer: int) -> bool:
+        """Whether ``layer`` (0-based) uses full causal attention rather than the cheaper ``attention``."""
+        if not 0 <= layer < self.depth:
+            raise IndexError(f"layer {layer} outside 0..{self.depth - 1}")
+        if self.attention == GLOBAL:
+            return True
+        every = self.global_every
+        return bool(every and (layer + 1) % every == 0) or (self.global_last and layer == self.depth - 1)
+
+    def layer_attention(self, layer: int) -> str:
+        """The attention pattern name ``layer`` runs: ``"dense"`` for a global layer, else ``attention``."""
+        return GLOBAL if self.is_global(layer) else self.attention
+
+    @property
+    def layer_patterns(self) -> tuple[str, ...]:
+        """Every layer's attention pattern name, first layer first."""
+        return tuple(self.layer_attention(i) for i in range(self.depth))
+
+    @property
+    def global_layers(self) -> int:
+        """How many layers use full causal attention."""
+        return sum(self.is_global(i) for i in range(self.depth))
+
+    @property
+    def hybrid(self) -> bool:
+        """Whether layers differ in their attention pattern."""
+        return 0 < self.global_layers < self.depth
 
     # ---- derived sizes -------------------------------------------------------------------------
     @property
@@ -239,5 +295,12 @@ class Architecture:
         win = f"(w={self.window})" if self.window else ""
         return (
             f"L{self.depth} d{self.width} h{self.heads}{gqa} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
-            f"{self.residual} {self.attention}{win} {self.pos_encoding} {self.quant}{share}"
+            f"{self.residual} {self.attention}{win}{self.layout()} {self.pos_encoding} {self.quant}{share}"
         )
+
+    def layout(self) -> str:
+        """The layout suffix of :meth:`describe`: ``+global/3`` (every 3rd layer), ``+global_last``, or ""."""
+        parts = ([f"global/{self.global_every}"] if self.global_every else []) + (
+            ["global_last"] if self.global_last else []
+        )
+        return "".join(f"+{p}" for p in parts)

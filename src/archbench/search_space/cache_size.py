@@ -1,62 +1,79 @@
-"""The size of a model's decode cache, from its :class:`Architecture` alone (no torch, no model).
+"""The decode cache's size from the architecture alone (no torch): each layer counted by its own pattern.
 
-What each layer keeps after ``context`` tokens is what :mod:`.kv_cache` and :mod:`.attention` really keep
-(``tests/foundation/test_cache_size.py`` checks the formula against the built model's cache):
+What a layer keeps after ``context`` tokens (:mod:`.kv_cache`; the same rules as the patterns' ``keep``):
 
-* ``dense``: every position, ``C``;
-* ``sliding_window``: the last ``window - 1`` positions, ``min(C, W - 1)`` (a later query sees itself and
-  the ``W - 1`` before it);
-* ``block_sparse``: block 0 and the run from the block before the next query's own, at most ``3 W - 1``;
-* ``linear``: no positions, a recurrent state ``phi(k) v^T`` ``(D, D)`` and ``sum phi(k)`` ``(D,)`` per
-  kv head, fp32 whatever the model's dtype (the running sums overflow fp16).
+* ``dense`` (and every global layer of a hybrid layout): all ``C`` positions;
+* ``sliding_window``: the last ``min(C, W - 1)`` positions (the next query sees itself and W - 1 before);
+* ``block_sparse``: the first block and the run from the block before the next query's own block;
+* ``linear``: no positions (0 in :func:`kv_cache_positions`, as ``KVCache.lengths()`` says) but a recurrent
+  state per key/value head, ``kv`` (D x D) and ``z`` (D), always fp32, whatever the context:
+  :func:`kv_cache_bytes` counts its bytes exactly. In position-equivalents (a position holds ``2 * D``
+  values per head group) it is ``ceil((D + 1) / 2)`` positions' worth of values:
+  :func:`linear_state_positions`.
 
-Keys and values are ``kv_heads x head_dim`` each per position and layer (every layer of the depth, also
-when blocks are shared: each sees other inputs), in the deployed activations' dtype: 2 bytes for
-``bf16``/``fp16``, 4 otherwise (``int8``, ``int8_weight_only`` and ``fp8`` quantize the block Linears'
-weights, and their outputs, the keys and values, stay fp32).
-
-Callers use only :func:`kv_cache_positions` and :func:`kv_cache_bytes`.
+So with ``g`` global layers of ``L``, window ``W`` and context ``C``, a windowed model keeps
+``g * C + (L - g) * min(C, W - 1)`` positions per head group. :func:`kv_cache_bytes` equals
+``KVCache.nbytes()`` of the model's cache after ``context`` tokens (tests/foundation/test_layouts.py).
 """
 
 from __future__ import annotations
 
 from archbench.search_space.architecture import Architecture
 
-STATE_BYTES = 4  # linear attention's recurrent state is fp32 whatever the model's dtype
-_ACTIVATION_BYTES = {"bf16": 2, "fp16": 2}  # every other quant keeps fp32 activations (see the docstring)
+# Bytes per cached value by the deployed precision: the integer and fp8 recipes quantize the Linear
+# weights only, so keys and values stay in the float model's fp32 (search_space.quantize).
+VALUE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 4, "int8_weight_only": 4, "fp8": 4}
+STATE_BYTES = 4  # linear attention's running sums are fp32 whatever the model's dtype
 
 
-def _layer_positions(arch: Architecture, context: int) -> int:
-    """Positions one layer keeps after ``context`` tokens (the next query is at position ``context``)."""
-    w = arch.window
-    if arch.attention == "dense":
-        return context
-    if arch.attention == "sliding_window":
-        return min(context, w - 1)
-    if arch.attention == "block_sparse":
-        first = min(w, context)
-        recent = max(0, context - max(w, (context // w - 1) * w))
-        return min(context, first + recent)
-    if arch.attention == "linear":
+def layer_positions(pattern: str, window: int, head_dim: int, context: int) -> int:
+    """Positions (or, for ``linear``, position-equivalents) one layer of ``pattern`` keeps after ``context``
+    tokens, per key/value head."""
+    c = context
+    if pattern == "dense":
+        return c
+    if pattern == "sliding_window":
+        return min(c, window - 1)
+    if pattern == "block_sparse":
+        first = min(window, c)
+        recent = max(0, c - max(window, (c // window - 1) * window))
+        return min(c, first + recent)
+    if pattern == "linear":
         return 0
-    raise ValueError(f"no cache size known for attention {arch.attention!r}")
+    known = "dense, sliding_window, block_sparse, linear"
+    raise ValueError(f"no cache-size rule for attention pattern {pattern!r} ({known})")
+
+
+def linear_state_positions(head_dim: int) -> int:
+    """A linear layer's state (``D * D + D`` values per key/value head) in positions of ``2 * D`` values."""
+    return -(-(head_dim + 1) // 2)
+
+
+def _check_context(context: int) -> None:
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise ValueError(f"context={context!r}: must be an integer >= 0 (tokens in the cache)")
 
 
 def kv_cache_positions(arch: Architecture, context: int) -> int:
-    """Cached positions over all layers, per sequence and kv head, after ``context`` tokens."""
-    if context < 0:
-        raise ValueError(f"context={context}: must be >= 0")
-    return arch.depth * _layer_positions(arch, context)
+    """Cached positions per key/value head, summed over layers, after ``context`` tokens (a linear layer
+    keeps none: its state is in :func:`kv_cache_bytes`)."""
+    _check_context(context)
+    return sum(layer_positions(arch.layer_attention(i), arch.window, arch.head_dim, context) for i in range(arch.depth))
 
 
 def kv_cache_bytes(arch: Architecture, context: int, batch: int = 1, bytes_per_value: int | None = None) -> int:
-    """Bytes of the decode cache of ``batch`` sequences after ``context`` tokens: keys and values of every
-    cached position, plus linear attention's states. ``bytes_per_value`` overrides the keys' and values'
-    dtype size (default: from ``arch.quant``); the linear state stays fp32."""
-    per_value = _ACTIVATION_BYTES.get(arch.quant, 4) if bytes_per_value is None else bytes_per_value
-    kv = 2 * kv_cache_positions(arch, context) * arch.kv_heads * arch.head_dim * per_value
-    state = 0
-    if arch.attention == "linear":
-        d = arch.head_dim
-        state = arch.depth * arch.kv_heads * (d * d + d) * STATE_BYTES
-    return batch * (kv + state)
+    """Bytes of the decode cache after ``context`` tokens for ``batch`` sequences: keys and values at
+    ``bytes_per_value`` (default: the deployed precision's, :data:`VALUE_BYTES`), linear states in fp32."""
+    _check_context(context)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r}: must be an integer >= 1")
+    value = VALUE_BYTES[arch.quant] if bytes_per_value is None else bytes_per_value
+    d, groups = arch.head_dim, arch.kv_heads
+    total = 0
+    for i in range(arch.depth):
+        pattern = arch.layer_attention(i)
+        if pattern == "linear":
+            total += (d * d + d) * STATE_BYTES
+        else:
+            total += layer_positions(pattern, arch.window, d, context) * 2 * d * value
+    return total * groups * batch

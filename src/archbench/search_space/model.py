@@ -7,7 +7,8 @@ a mean-pooled classification head. Every field of :class:`Architecture` is reali
 * ``width`` split evenly over ``heads``, keys and values over ``kv_heads`` (grouped-query attention);
   FFN hidden size ``round(ffn_ratio * width)`` for gelu and
   swiglu alike (swiglu has three matrices, so more parameters at the same ratio);
-* ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`;
+* ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`,
+  per layer as the layout (``global_every``, ``global_last``) says: global layers dense, the rest cheap;
 * ``pos_encoding``: learned absolute embeddings (starting from the sinusoidal table, see
   :func:`sinusoids`), rotary (RoPE on q and k) or none (NoPE);
 * ``tie_embeddings``, ``bias``, ``vocab_size``, ``max_seq_len``; ``norm`` picks LayerNorm or RMSNorm.
@@ -194,7 +195,10 @@ class Trunk(nn.Module):
         self.arch = arch
         self.causal = causal
         self.residual: ResidualType = RESIDUALS.get(arch.residual)()
-        self.pattern = make_pattern(arch.attention, arch.window, causal)
+        # One pattern per layer (the layer layout: global layers dense, the others arch.attention); the
+        # pattern belongs to the depth, not to the (possibly shared) block. Patterns hold no parameters.
+        made = {name: make_pattern(name, arch.window, causal) for name in set(arch.layer_patterns)}
+        self.patterns: list[AttentionPattern] = [made[name] for name in arch.layer_patterns]
         self.wte = nn.Embedding(arch.vocab_size, arch.width)
         self.wpe = nn.Embedding(arch.max_seq_len, arch.width) if arch.pos_encoding == "learned" else None
         self.rotary = Rotary(arch.head_dim, arch.max_seq_len) if arch.pos_encoding == "rope" else None
@@ -262,7 +266,8 @@ class Trunk(nn.Module):
             # tensor that requires grad but has no grad_fn, which torch's module hooks refuse.
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             slot = slots[layer] if slots else None
-            x, v, present = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
+            pattern = self.patterns[layer]
+            x, v, present = block(x, pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
             presents.append(present)
             if layer == 0 and self.residual.value_residual:
                 v_first = v

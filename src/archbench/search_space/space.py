@@ -38,7 +38,10 @@ from archbench.errors import ArchitectureError, ConfigError
 from archbench.search_space.architecture import Architecture
 
 # Fields that appear in a constraint together; everything else may be chosen independently.
-COUPLED = ("depth", "unique_layers", "width", "heads", "kv_heads", "pos_encoding", "attention", "window", "max_seq_len")
+COUPLED = (
+    "depth", "unique_layers", "width", "heads", "kv_heads", "pos_encoding", "attention", "window", "max_seq_len",
+    "global_every", "global_last",
+)  # fmt: skip
 # Fields whose default (None) follows another field: unique_layers = depth, kv_heads = heads.
 _FOLLOWS = {"unique_layers": "depth", "kv_heads": "heads"}
 
@@ -310,6 +313,13 @@ class SearchSpace:
             return value == getattr(arch, _FOLLOWS[key])
         if key == "window" and value == 0:
             return True  # the pattern uses no window: every choice canonicalises to 0
+        if key in ("global_every", "global_last") and option != value:
+            # A layout choice that changes nothing (dense attention; a last layer every-k makes global
+            # already) canonicalises away: it matches when it gives this same architecture.
+            try:
+                return arch.replace(**{key: option}) == arch
+            except ArchitectureError:
+                return False
         if isinstance(option, bool) or isinstance(value, bool):
             return option is value
         return option == value
