@@ -140,9 +140,7 @@ def test_export_refuses_the_new_values_in_one_line(change: dict[str, str], why: 
     with pytest.raises(NotExpressible, match=why) as hf:
         choose(gpt2, list(HF_TARGETS.values()), "transformers")
     assert "\n" not in str(hf.value)
-    litgpt = Architecture(
-        depth=2, width=32, heads=4, pos_encoding="rope", tie_embeddings=False, quant="fp32", **change
-    )
+    litgpt = Architecture(depth=2, width=32, heads=4, pos_encoding="rope", tie_embeddings=False, quant="fp32", **change)
     with pytest.raises(NotExpressible, match=why):
         choose(litgpt, [LITGPT], "LitGPT")
 
