@@ -14,6 +14,9 @@ on a shared 2-core CPU in about half an hour.
 
     nice -n 5 python benchmarks/seed_methods.py                       # every method
     nice -n 5 python benchmarks/seed_methods.py --methods relu2 dca   # a subset
+    # one process per seed into a cache, then the table (and the latencies) from it:
+    for s in 0 1 2; do nice -n 5 python benchmarks/seed_methods.py --group residual --seed $s --cache c.jsonl & done
+    wait; nice -n 5 python benchmarks/seed_methods.py --group residual --cache c.jsonl
     python benchmarks/seed_methods.py --methods layerscale --seeds 1 --budget steps=20 --out /tmp/x.json
 """
 
@@ -51,11 +54,23 @@ METHODS: list[tuple[str, Overrides, Overrides, tuple[str, ...]]] = [
 GROUPS = {"residual": ("relu2", "layerscale", "ln_scaling", "depth_mup", "dca")}  # --group names a result file
 
 
-def val_loss(arch: Architecture, task: str, budget: str, seed: int) -> float:
+def val_loss(arch: Architecture, task: str, budget: str, seed: int, cache: Path | None) -> float:
+    """The trained val_loss, from ``cache`` (JSON lines) when a run of the same arch, task, budget and seed
+    wrote it there: several processes (one per ``--seed``) can fill it, and a last run reads it whole."""
+    key = {"arch_id": arch.arch_id, "task": task, "budget": budget, "seed": seed}
+    if cache is not None and cache.exists():
+        for line in cache.read_text().splitlines():
+            row = json.loads(line)
+            if {k: row[k] for k in key} == key:
+                return float(row["val_loss"])
     result = evaluate(arch, task=task, budget=budget, seed=seed, device="cpu", measure=False, validate_quant=False)
     if result.status != "ok":
         raise SystemExit(f"{arch.describe()} on {task} seed {seed}: {result.status}: {result.reason}")
-    return float(result.metrics["val_loss"])  # type: ignore[arg-type]
+    loss = float(result.metrics["val_loss"])  # type: ignore[arg-type]
+    if cache is not None:
+        with cache.open("a") as f:
+            f.write(json.dumps({**key, "val_loss": loss}) + "\n")
+    return loss
 
 
 def summary(arch: Architecture, losses: list[float]) -> dict[str, Any]:
@@ -95,6 +110,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", choices=names, help="a subset (default: all, or the --group's)")
     parser.add_argument("--group", choices=sorted(GROUPS), help="the methods of one group, written to its own file")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, nargs="*", help="train only these seeds into --cache (no result file)")
+    parser.add_argument("--cache", type=Path, help="JSON lines of finished runs, read and appended")
     parser.add_argument("--budget", default=str(DEFAULT_BUDGET))
     parser.add_argument("--rounds", type=int, default=30, help="interleaved latency rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
@@ -102,6 +119,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     chosen = args.methods or (list(GROUPS[args.group]) if args.group else names)
+    seeds = args.seed if args.seed is not None else list(range(args.seeds))
+    if args.seed is not None and args.cache is None:
+        parser.error("--seed trains into --cache: give --cache too")
     rows: list[dict[str, Any]] = []
     bases: dict[tuple[str, str], dict[str, Any]] = {}  # one base run per (base shape, task)
     timed: dict[str, Architecture] = {}
@@ -114,10 +134,10 @@ def main() -> None:
         for task in tasks:
             key = (base.arch_id, task)
             if key not in bases:
-                bases[key] = summary(base, [val_loss(base, task, args.budget, s) for s in range(args.seeds)])
+                bases[key] = summary(base, [val_loss(base, task, args.budget, s, args.cache) for s in seeds])
             b = bases[key]
             start = time.perf_counter()
-            m = summary(method, [val_loss(method, task, args.budget, s) for s in range(args.seeds)])
+            m = summary(method, [val_loss(method, task, args.budget, s, args.cache) for s in seeds])
             timed[base.arch_id], timed[method.arch_id] = base, method
             row = {
                 "method": name,
@@ -140,6 +160,9 @@ def main() -> None:
                 f" {row['flops_ratio']:>7.4f}",
                 flush=True,
             )
+    if args.seed is not None:
+        print(f"seeds {seeds} are in {args.cache}")
+        return
     ms = latencies(timed, args.rounds)
     print(f"{'method':12s} {'latency ms base':>16s} {'method':>8s} {'ratio':>6s}")
     for row in rows:
