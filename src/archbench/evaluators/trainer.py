@@ -30,7 +30,7 @@ from archbench.evaluators.schedule import decay_start, lr_multiplier
 from archbench.evaluators.task import IGNORE, TaskData
 from archbench.train_config import TrainConfig
 
-__all__ = ["TrainConfig", "TrainOutcome", "can_resume", "make_optimizer", "snapshot", "train"]
+__all__ = ["TrainConfig", "TrainOutcome", "can_resume", "lr_scales", "make_optimizer", "set_lr", "snapshot", "train"]
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,42 @@ class TrainOutcome:
         return self.tokens / self.seconds if self.seconds > 0 else None
 
 
+def lr_scales(model: nn.Module) -> dict[int, float]:
+    """Learning-rate multipliers by ``id`` of parameter that ``model``'s residual types ask for (Depth-µP)."""
+    from archbench.search_space.model import Trunk
+
+    scales: dict[int, float] = {}
+    for module in model.modules():
+        if isinstance(module, Trunk):
+            scales.update(module.lr_scales())
+    return scales
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on tensors of rank >= 2 only (shared and tied weights once)."""
+    """AdamW with weight decay on tensors of rank >= 2 only (shared and tied weights once).
+
+    Each group carries ``lr_scale``, the multiplier :func:`set_lr` applies to the schedule's rate: 1, or
+    what the residual type asks for its blocks (:meth:`~archbench.search_space.residual.ResidualType.block_lr_scale`).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups: list[dict[str, Any]] = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    scales = lr_scales(model)
+    groups: list[dict[str, Any]] = []
+    for scale in sorted({1.0, *scales.values()}, reverse=True):
+        mine = [p for p in params if scales.get(id(p), 1.0) == scale]
+        if scale != 1.0 and not mine:
+            continue
+        groups += [
+            {"params": [p for p in mine if p.ndim >= 2], "weight_decay": config.weight_decay, "lr_scale": scale},
+            {"params": [p for p in mine if p.ndim < 2], "weight_decay": 0.0, "lr_scale": scale},
+        ]
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's rate ``lr`` on every group, times the group's ``lr_scale``."""
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def lm_loss(logits: Tensor, y: Tensor) -> Tensor:
@@ -142,9 +167,7 @@ def train(
             if elapsed >= budget.amount:
                 break
             progress = max(elapsed / budget.amount, 1e-3)
-        lr = config.lr * lr_multiplier(config, step, total, progress)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        set_lr(opt, config.lr * lr_multiplier(config, step, total, progress))
         batch = data.train_batch(generator, batch_size)
         x, y = batch.x.to(device, non_blocking=True), batch.y.to(device, non_blocking=True)
         with autocast:

@@ -353,6 +353,7 @@ LITGPT = Target(
         Need("quant", lambda a: a.quant == "fp32", "quant=fp32: a LitGPT config carries no dtype"),
         one_of("pos_encoding", "rope"),
         one_of("attention", "dense", "sliding_window"),
+        one_of("ffn_act", "gelu", "swiglu"),
         flag("tie_embeddings", False, ": LitGPT's head is never tied"),
         Need("bias", lambda a: a.bias or a.norm == "rmsnorm", "bias=true with layernorm: its LayerNorm has a bias"),
     ),

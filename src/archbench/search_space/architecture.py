@@ -23,7 +23,7 @@ import yaml
 from archbench.errors import ArchitectureError
 from archbench.search_space.registries import ATTENTION, RESIDUALS
 
-FFN_ACTS = ("gelu", "swiglu")
+FFN_ACTS = ("gelu", "swiglu", "relu2")  # relu2: Primer's squared ReLU
 NORMS = ("layernorm", "rmsnorm")
 QUANTS = ("fp32", "bf16", "fp16", "int8", "int8_weight_only", "fp8")
 POS_ENCODINGS = ("learned", "rope", "none")
@@ -217,7 +217,7 @@ class Architecture:
 
     @property
     def ffn_hidden(self) -> int:
-        """The FFN's hidden size, ``round(ffn_ratio * width)`` for gelu and swiglu alike."""
+        """The FFN's hidden size, ``round(ffn_ratio * width)`` for every activation."""
         return round(self.ffn_ratio * self.width)
 
     # ---- (de)serialisation ---------------------------------------------------------------------

@@ -5,8 +5,8 @@ a mean-pooled classification head. Every field of :class:`Architecture` is reali
 
 * ``depth`` layers cycle over ``unique_layers`` distinct blocks (weight sharing across depth);
 * ``width`` split evenly over ``heads``, keys and values over ``kv_heads`` (grouped-query attention);
-  FFN hidden size ``round(ffn_ratio * width)`` for gelu and
-  swiglu alike (swiglu has three matrices, so more parameters at the same ratio);
+  FFN hidden size ``round(ffn_ratio * width)`` for gelu, swiglu and
+  relu2 (Primer's squared ReLU) alike (swiglu has three matrices, so more parameters at the same ratio);
 * ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`,
   per layer as the layout (``global_every``, ``global_last``) says: global layers dense, the rest cheap;
 * ``pos_encoding``: learned absolute embeddings (starting from the sinusoidal table, see
@@ -133,11 +133,12 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """GELU MLP or SwiGLU, hidden size ``round(ffn_ratio * width)``."""
+    """GELU MLP, SwiGLU or squared-ReLU MLP (Primer: ``relu(x)^2``), hidden size ``round(ffn_ratio * width)``."""
 
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         hidden = arch.ffn_hidden
+        self.act = arch.ffn_act
         self.swiglu = arch.ffn_act == "swiglu"
         self.fc = nn.Linear(arch.width, hidden, bias=arch.bias)
         self.gate = nn.Linear(arch.width, hidden, bias=arch.bias) if self.swiglu else None
@@ -149,6 +150,8 @@ class FeedForward(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.gate is not None:
             return self.proj(F.silu(self.gate(x)) * self.fc(x))
+        if self.act == "relu2":
+            return self.proj(F.relu(self.fc(x)).square())
         return self.proj(F.gelu(self.fc(x), approximate="tanh"))
 
 
@@ -171,19 +174,26 @@ class Block(nn.Module):
         v_first: Tensor | None = None,
         v_mix: ValueMix | None = None,
         slot: DecodeSlot | None = None,
+        in_scale: float = 1.0,
     ) -> tuple[Tensor, Tensor, LayerCache | None]:
-        """The layer's output, its attention values and (with a ``slot``) its cache after the step."""
+        """The layer's output, its attention values and (with a ``slot``) its cache after the step.
+
+        ``in_scale`` multiplies both sublayers' inputs (the residual type's :meth:`~.ResidualType.input_scale`).
+        """
         values: list[Tensor] = []
         presents: list[LayerCache | None] = []
 
         def attend(h: Tensor) -> Tensor:
-            out, v, present = self.attn(h, pattern, rotary, v_first, v_mix, slot)
+            out, v, present = self.attn(h if in_scale == 1.0 else in_scale * h, pattern, rotary, v_first, v_mix, slot)
             values.append(v)
             presents.append(present)
             return out
 
+        def ffn(h: Tensor) -> Tensor:
+            return self.ffn(h if in_scale == 1.0 else in_scale * h)
+
         x = self.attn_conn(x, attend, rate)
-        x = self.ffn_conn(x, self.ffn, rate)
+        x = self.ffn_conn(x, ffn, rate)
         return x, values[0], presents[0]
 
 
@@ -216,6 +226,13 @@ class Trunk(nn.Module):
             )
         else:
             self.dwa = None
+        # DeepCrossAttention: per layer a vector that turns each earlier output into a weight (init 0: DenseFormer).
+        self.dca = (
+            nn.ParameterList(nn.Parameter(torch.zeros(arch.width)) for _ in range(arch.depth))
+            if self.dwa is not None and self.residual.input_dependent_average
+            else None
+        )
+        self.in_scales = [self.residual.input_scale(layer, arch) for layer in range(arch.depth)]
         self.norm_f = make_norm(arch) if self.residual.final_norm else None
         self._init_weights()
 
@@ -242,6 +259,22 @@ class Trunk(nn.Module):
         depth = self.arch.depth
         return self.arch.drop_path * (layer / (depth - 1) if depth > 1 else 1.0)
 
+    def lr_scales(self) -> dict[int, float]:
+        """Learning-rate multipliers by ``id`` of parameter, as the residual type asks (Depth-µP's blocks)."""
+        scale = self.residual.block_lr_scale(self.arch)
+        return {} if scale == 1.0 else {id(p): scale for p in self.blocks.parameters()}
+
+    def depth_average(self, history: list[Tensor], layer: int) -> Tensor:
+        """DenseFormer's weighted average of ``history`` (embedding and block outputs so far) after ``layer``;
+        with DeepCrossAttention each weight also reads its own output, token by token:
+        ``w_j = dwa_j + <dca, rmsnorm(h_j)>``."""
+        weights = self.dwa[layer]  # type: ignore[index]
+        if self.dca is None:
+            return sum(weights[j] * h for j, h in enumerate(history))  # type: ignore[return-value]
+        stack = torch.stack(history)  # (n, B, S, W)
+        read = torch.einsum("nbsw,w->nbs", F.rms_norm(stack, (stack.shape[-1],)), self.dca[layer])
+        return ((weights[:, None, None] + read)[..., None] * stack).sum(0)  # elementwise, as DenseFormer's sum
+
     def forward(self, idx: Tensor) -> Tensor:
         """Hidden states of ``idx``."""
         return self.run(idx)[0]
@@ -266,15 +299,14 @@ class Trunk(nn.Module):
             # tensor that requires grad but has no grad_fn, which torch's module hooks refuse.
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             slot = slots[layer] if slots else None
-            pattern = self.patterns[layer]
-            x, v, present = block(x, pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
+            rate, in_scale = self.drop_rate(layer), self.in_scales[layer]
+            x, v, present = block(x, self.patterns[layer], self.rotary, rate, v_first, v_mix, slot, in_scale)
             presents.append(present)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
             if self.dwa is not None:
                 history.append(x)
-                weights = self.dwa[layer]
-                x = sum(weights[j] * h for j, h in enumerate(history))  # type: ignore[assignment]
+                x = self.depth_average(history, layer)
         if self.norm_f is not None:
             x = self.norm_f(x)
         return x, tuple(presents)

@@ -21,6 +21,10 @@ for _name, _cls in [
     ("value_residual", "ValueResidual"),
     ("denseformer", "DenseFormer"),
     ("laurel", "Laurel"),
+    ("layerscale", "LayerScale"),
+    ("ln_scaling", "LayerNormScaling"),
+    ("depth_mup", "DepthMuP"),
+    ("dca", "DeepCrossAttention"),
 ]:
     RESIDUALS.register_lazy(_name, f"{_RES}:{_cls}")
 

@@ -1,11 +1,14 @@
 """Residual types: how a block's two sublayers (attention, FFN) join the residual stream.
 
-A :class:`ResidualType` decides four things, each as in its paper (abstracts in shared/seeds):
+A :class:`ResidualType` decides these things, each as in its paper (abstracts in shared/seeds):
 
 * the *connection* around each sublayer ``f`` (where the norm sits, any gates or scales);
+* a per-layer factor on each sublayer's input (LayerNorm Scaling's 1/sqrt(l));
 * whether attention mixes in the first layer's values (ResFormer's value residual);
-* whether the model averages over earlier block outputs after each block (DenseFormer's DWA);
-* whether the trunk ends with a final norm, and any special weight initialisation (DeepNet).
+* whether the model averages over earlier block outputs after each block (DenseFormer's DWA), and
+  whether the weights of that average depend on the input (DeepCrossAttention);
+* whether the trunk ends with a final norm, and any special weight initialisation (DeepNet);
+* a learning-rate multiplier for the blocks' parameters, which the trainer applies (Depth-µP).
 
 Stochastic depth (``drop_path``) drops the sublayer branch per sample, in training only.
 """
@@ -48,14 +51,28 @@ class Connection(nn.Module):
 
 
 class PreNorm(Connection):
-    """``x + f(norm(x))`` (GPT-2, pre-LN)."""
+    """``x + scale * f(norm(x))``: pre-LN (GPT-2) with ``scale = 1``; Depth-µP's branch multiplier otherwise."""
 
-    def __init__(self, arch: Architecture) -> None:
+    def __init__(self, arch: Architecture, scale: float = 1.0) -> None:
         super().__init__()
         self.norm = make_norm(arch)
+        self.scale = scale
 
     def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:
-        return x + drop_path(f(self.norm(x)), rate, self.training)
+        branch = drop_path(f(self.norm(x)), rate, self.training)
+        return x + (branch if self.scale == 1.0 else self.scale * branch)
+
+
+class LayerScaleConnection(Connection):
+    """``x + diag(lambda) f(norm(x))`` with a learned per-channel ``lambda`` (CaiT's LayerScale)."""
+
+    def __init__(self, arch: Architecture, init: float) -> None:
+        super().__init__()
+        self.norm = make_norm(arch)
+        self.scale = nn.Parameter(torch.full((arch.width,), init))
+
+    def forward(self, x: Tensor, f: Sublayer, rate: float) -> Tensor:
+        return x + self.scale * drop_path(f(self.norm(x)), rate, self.training)
 
 
 class PostNorm(Connection):
@@ -108,6 +125,7 @@ class ResidualType:
 
     value_residual = False  # attention adds the first layer's values (ResFormer)
     depth_weighted_average = False  # DenseFormer's DWA after every block
+    input_dependent_average = False  # the DWA's weights also read the input (DeepCrossAttention); needs the DWA
     final_norm = True  # norm the trunk's output before the head
 
     def connection(self, arch: Architecture) -> Connection:
@@ -115,6 +133,14 @@ class ResidualType:
 
     def init_block(self, block: nn.Module, arch: Architecture) -> None:
         """Hook for schemes that need their own initialisation; the default keeps GPT-2's."""
+
+    def input_scale(self, layer: int, arch: Architecture) -> float:
+        """Factor on both sublayer inputs of ``layer`` (0-based; per layer, so shared blocks get each depth's)."""
+        return 1.0
+
+    def block_lr_scale(self, arch: Architecture) -> float:
+        """Learning-rate multiplier the trainer applies to every parameter of the blocks (1: none)."""
+        return 1.0
 
 
 @RESIDUALS.register("pre_ln")
@@ -198,3 +224,56 @@ class Laurel(ResidualType):
 
     def connection(self, arch: Architecture) -> Connection:
         return LaurelConnection(arch)
+
+
+@RESIDUALS.register("layerscale")
+class LayerScale(ResidualType):
+    """LayerScale (Touvron et al., 2021, CaiT): pre-LN blocks, each branch times a learned per-channel
+    vector initialised to :meth:`init_value` of the depth."""
+
+    @staticmethod
+    def init_value(depth: int) -> float:
+        """CaiT's epsilon: 0.1 up to depth 18, 1e-5 up to 24, 1e-6 deeper (its layers are blocks, as here)."""
+        return 0.1 if depth <= 18 else 1e-5 if depth <= 24 else 1e-6
+
+    def connection(self, arch: Architecture) -> Connection:
+        return LayerScaleConnection(arch, self.init_value(arch.depth))
+
+
+@RESIDUALS.register("ln_scaling")
+class LayerNormScaling(ResidualType):
+    """LayerNorm Scaling (Sun et al., 2025, The Curse of Depth): pre-LN whose normed input to layer l
+    (1-based) is scaled by 1/sqrt(l), so the stream's variance stops growing exponentially with depth."""
+
+    def input_scale(self, layer: int, arch: Architecture) -> float:
+        return 1.0 / math.sqrt(layer + 1)
+
+
+@RESIDUALS.register("depth_mup")
+class DepthMuP(ResidualType):
+    """Depth-µP (Yang et al., 2023, Tensor Programs VI; Bordelon et al., 2024): pre-LN branches times
+    1/sqrt(depth), and Adam's learning rate for the blocks times 1/sqrt(depth) (TP-VI's rule for Adam).
+
+    The branch multiplier takes the place of GPT-2's depth-scaled init of the output projections, which
+    start at the same std as every other matrix (depth-independent init, as in the papers).
+    """
+
+    def connection(self, arch: Architecture) -> Connection:
+        return PreNorm(arch, scale=1.0 / math.sqrt(arch.depth))
+
+    def init_block(self, block: nn.Module, arch: Architecture) -> None:
+        with torch.no_grad():
+            for lin in (block.attn.proj, block.ffn.proj):
+                lin.weight.normal_(0.0, 0.02)
+
+    def block_lr_scale(self, arch: Architecture) -> float:
+        return 1.0 / math.sqrt(arch.depth)
+
+
+@RESIDUALS.register("dca")
+class DeepCrossAttention(DenseFormer):
+    """DeepCrossAttention (Heddes et al., 2025): DenseFormer's average whose weight on each earlier output
+    also reads that output, token by token: ``w_j(t) = a_j + <g, rmsnorm(h_j(t))>`` (one learned ``g`` per
+    layer, init 0: it starts as DenseFormer, and with ``g = 0`` it is DenseFormer). See ``Trunk``."""
+
+    input_dependent_average = True
