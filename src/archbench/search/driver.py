@@ -34,6 +34,7 @@ from archbench.search.study import check_or_create, driver_lock, recorded
 def run_search(config: SearchConfig) -> SearchOutcome:
     """Run (or resume) the study described by ``config``; see the module docstring."""
     started = time.monotonic()
+    config = config.keeping_its_strategy(lambda c: recorded(c.study_dir, c.study_name))
     study = config.study_name
     lb = Leaderboard(config.leaderboard)
     with driver_lock(config.study_dir, study):
