@@ -10,7 +10,7 @@ import optuna
 import pytest
 import yaml
 
-from archbench import Leaderboard, SearchSpace
+from archbench import ConfigError, Leaderboard, SearchSpace
 from archbench.cli.main import compose
 from archbench.cli.search import config_from_dict
 from archbench.search import STRATEGIES, Suggestion, run_search
@@ -73,3 +73,16 @@ def test_a_study_started_under_the_earlier_default_resumes_with_it(tmp_path: Pat
         fresh = cli_config(lb, "n_trials=1", "study=other")  # a new study gets the new default
         assert run_search(fresh).study == "other"
         assert json.loads((fresh.study_dir / "study.json").read_text())["strategy"] == new.strategy
+
+
+def test_gp_hands_over_to_tpe_past_max_fit_trials(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    strat = STRATEGIES.get("optuna_gp")(EIGHT, OBJECTIVES, 0, tmp_path, study="toy", n_startup_trials=2,
+                                        max_fit_trials=2)  # fmt: skip
+    for arch in EIGHT.sample(8, seed=0)[:3]:
+        strat.warm(arch, score(Suggestion(0, arch)))
+    asked = [strat.ask() for _ in range(2)]  # TPE's asks: no GP is fitted
+    assert len({s.arch.arch_id for s in asked}) == 2
+    said = [r.message for r in caplog.records if "max_fit_trials=2" in r.message]
+    assert len(said) == 1 and "asks go to TPE" in said[0]
+    with pytest.raises(ConfigError, match="max_fit_trials"):
+        STRATEGIES.get("optuna_gp")(EIGHT, OBJECTIVES, 0, tmp_path / "b", study="b", max_fit_trials=1)
