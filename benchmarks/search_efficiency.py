@@ -414,6 +414,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One result from several: cells of later parts fill what earlier ones lack."""
     out = {**parts[0], "command": [p["command"] for p in parts], "tables": {}, "results": {}}
+    out["default_strategy"] = default_strategy()  # the conf's now (a part may predate a change of default)
     for part in parts:
         out["tables"].update(part["tables"])
         for problem, res in part["results"].items():
