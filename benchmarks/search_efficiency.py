@@ -34,6 +34,8 @@ magnitude, and a 2x speed-up should count the same at 0.2 ms as at 20 ms. ZDT1's
 Every registered strategy runs unless ``--strategies`` names some. Cells (problem x concurrency x
 strategy) are written to ``--out`` as each finishes, and a rerun with the same ``--out`` skips the cells
 already there (so long runs can be split and resumed); ``--merge`` joins such files into one.
+(Over 400 lines: one benchmark, its two problem kinds, the event executor and the table build belong
+together; the executor exists only for this benchmark.)
 
     python benchmarks/search_efficiency.py --build-table --table large     # once: trains and measures
     python benchmarks/search_efficiency.py --problems large --concurrency 1 4 8 --seeds 10
