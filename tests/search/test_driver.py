@@ -46,14 +46,14 @@ def test_cli_search_end_to_end_with_real_training(tmp_path: Path) -> None:
            "space.fields.depth=[1]", "space.fields.width=[32,64]", "progress=false", "ray.num_cpus=2"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "front of study charlm-lm_tiny-optuna_tpe-s0" in result.stdout
+    assert "front of study charlm-lm_tiny-optuna_gp-s0" in result.stdout
     df = rows(lb)
     assert df.height == 3 and set(df["trial"].to_list()) == {0, 1, 2}
     ok = df.filter(pl.col("status") == "ok")
     assert ok.height >= 2
     assert ok["val_loss"].null_count() == 0 and ok["latency_ms"].null_count() == 0
     assert (ok["val_loss"] < 5.55).all()  # already below a uniform byte predictor (ln 256) after 8 steps
-    study_dir = tmp_path / "studies" / "charlm-lm_tiny-optuna_tpe-s0"
+    study_dir = tmp_path / "studies" / "charlm-lm_tiny-optuna_gp-s0"
     assert (study_dir / "optuna.journal").exists() and (study_dir / "front.png").exists()
     assert "front plot:" in result.stdout
 

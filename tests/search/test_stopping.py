@@ -28,7 +28,7 @@ from tests.search.test_driver import ARCHBENCH, rows, sleep_config
 
 BIN = Path(sys.executable).parent
 NATIVE = ("SIGTERM received", "logging.cc", "PC: @", "Failed to connect to GCS", "Traceback")
-STUDY = "sleep-lm_tiny-optuna_tpe-s0"
+STUDY = "sleep-lm_tiny-optuna_gp-s0"
 N = 10
 
 

@@ -87,6 +87,7 @@ def config_from_dict(cfg: dict[str, Any]) -> Any:
         budget=budget,
         strategy=str(search["strategy"]),
         strategy_options=dict(search.get("options") or {}),
+        default_strategy=bool(search.get("default", False)),
         seed_archs=seed_archs,
         warm_start=bool(search.get("warm_start", False)),
         allow_changes=bool(cfg["study"]["allow_changes"]),

@@ -4,6 +4,7 @@ and says what defines the study (its identity in ``study.json``, :mod:`archbench
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from archbench.search_space.architecture import Architecture
 from archbench.search_space.space import SearchSpace
 from archbench.train_config import TrainConfig
 
+EARLIER_DEFAULTS = ("optuna_tpe",)  # the CLI's default strategies before conf/search/default.yaml's, newest first
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -34,8 +37,9 @@ class SearchConfig:
     space: SearchSpace
     task: str = "charlm"
     budget: str = str(DEFAULT_BUDGET)
-    strategy: str = "optuna_tpe"
+    strategy: str = "optuna_tpe"  # the CLI's default is conf/search/default.yaml's
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    default_strategy: bool = False  # the strategy is archbench's default, not the user's: see keeping_its_strategy
     objectives: tuple[Objective, ...] = (Objective("val_loss"), Objective("latency_ms"))
     n_trials: int = 16
     concurrency: int | None = None  # None: every slot the cluster has
@@ -148,6 +152,33 @@ class SearchConfig:
         that trains on none). Cheap next to preparing it: a text corpus is hashed, not tokenized (and an
         unchanged one is not read again); a source that is not there is a ConfigError here."""
         return make_evaluator(self).data_digest()
+
+    def keeping_its_strategy(self, saved_of: Any) -> SearchConfig:
+        """With archbench's default strategy (``default_strategy``, not one the user named), a study started
+        under an earlier default resumes with the strategy it recorded instead of being refused; without a
+        ``study`` name, a study named after an earlier default (:data:`EARLIER_DEFAULTS`) is the one the
+        same command resumes when none is named after the current default. ``saved_of(config)`` is what
+        ``config``'s study recorded (None: no such study). Said once, on stderr."""
+        if not self.default_strategy:
+            return self
+        named = [self] if self.study else [self, *(dataclasses.replace(self, strategy=s) for s in EARLIER_DEFAULTS)]
+        for candidate in named:
+            saved = saved_of(candidate)
+            if saved is None:
+                continue
+            was = saved.get("strategy", self.strategy)
+            if was == self.strategy or was not in STRATEGIES:
+                return self
+            logging.getLogger(__name__).warning(
+                "study %s was started with strategy %s (the default then): it resumes with it; the default is "
+                "now %s (start a new study for it: study.name=NAME)",
+                candidate.study_name,
+                was,
+                self.strategy,
+            )
+            options = dict(saved.get("strategy_options") or {})
+            return dataclasses.replace(self, strategy=was, strategy_options=options)
+        return self
 
     def identity(self) -> dict[str, Any]:
         """What defines the study (see :mod:`archbench.search.study`)."""

@@ -35,6 +35,7 @@ from archbench.search.trial_evaluators import make_evaluator
 def run_search(config: SearchConfig) -> SearchOutcome:
     """Run (or resume) the study described by ``config``; see the module docstring."""
     started = time.monotonic()
+    config = config.keeping_its_strategy(lambda c: recorded(c.study_dir, c.study_name))
     study = config.study_name
     lb = Leaderboard(config.leaderboard)
     config = _admitted(config, lb)  # refusals first: a run that cannot go on prepares and writes nothing

@@ -13,6 +13,7 @@ pymoo keeps the problem apart from the algorithm: the space knows only its integ
 from __future__ import annotations
 
 import json
+import logging
 import numbers
 import os
 import threading
@@ -28,6 +29,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
 from optuna.trial import TrialState
 
+from archbench.errors import ConfigError
 from archbench.search.strategy import STRATEGIES, Feedback, Strategy, Suggestion
 
 _CONSTRAINT = "constraints:violation"  # what optuna.trial.Trial.set_constraint("violation", v) writes
@@ -252,14 +254,116 @@ class OptunaTPE(OptunaStrategy):
         )
 
 
-if hasattr(optuna.samplers, "GPSampler"):
+class FreshGPSampler(optuna.samplers.GPSampler):
+    """Optuna's GPSampler that never proposes an architecture already running or already evaluated, and
+    hands over to TPE once ``max_fit_trials`` trials are complete.
 
-    @STRATEGIES.register("optuna_gp")
-    class OptunaGP(OptunaStrategy):
-        """Optuna's Gaussian-process sampler (log expected hypervolume improvement when multi-objective)."""
+    With trials in flight the GP fantasises their outcomes (q-batch log EHVI, Optuna >= 4.5), but it
+    optimises in a continuous relaxation: on a discrete space nearby optima round to the same choices,
+    and in ``benchmarks/search_efficiency.py`` Optuna's own GPSampler spent 8.5 of 48 evaluations (4 in
+    flight) on architectures already running. A proposal whose architecture (``arch_id(params)``, after
+    the space's repairs) is taken is replaced by a random untaken one (exploration, as the start-up
+    trials are); the running trial's recorded proposal (what the fantasies read) is rewritten to match.
 
-        def make_sampler(self, seed: int) -> BaseSampler:
-            return optuna.samplers.GPSampler(
-                seed=seed,
-                n_startup_trials=self.n_startup_trials,
+    A GP refits on every complete trial at every ask (cubic in their number): ``benchmarks/ask_time.py``
+    measured seconds per ask at 300 told trials and minutes at 1,000 on 2 cores, more than a trial
+    costs. Past ``max_fit_trials`` the asks go to multivariate TPE with the constant liar (cheap at
+    thousands), said once in the log.
+    """
+
+    def __init__(self, *, arch_id: Any, fresh: Any, max_fit_trials: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._arch_id, self._fresh, self.max_fit_trials = arch_id, fresh, max_fit_trials
+        seed = kwargs.get("seed")
+        self._tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=0, multivariate=True, constant_liar=True)
+        self.replaced = 0  # proposals replaced so far
+        self._said = False
+
+    def handed_over(self, study: optuna.Study) -> bool:
+        """Whether the asks go to TPE now (more than ``max_fit_trials`` trials complete)."""
+        complete = len(study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True))
+        if complete <= self.max_fit_trials:
+            return False
+        if not self._said:
+            self._said = True
+            logging.getLogger(__name__).warning(
+                "optuna_gp: %d trials complete (> max_fit_trials=%d): asks go to TPE from here, as a GP's ask "
+                "grows with the cube of the trials (benchmarks/ask_time.py)",
+                complete,
+                self.max_fit_trials,
             )
+        return True
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if self.handed_over(study):
+            return self._tpe.infer_relative_search_space(study, trial)
+        return super().infer_relative_search_space(study, trial)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
+        if self.handed_over(study):
+            return self._tpe.sample_independent(study, trial, name, distribution)
+        return super().sample_independent(study, trial, name, distribution)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if self.handed_over(study):
+            params = self._tpe.sample_relative(study, trial, search_space)
+        else:
+            params = super().sample_relative(study, trial, search_space)
+        if not params or set(params) != set(search_space):
+            return params
+        others = study._get_trials(deepcopy=False, use_cache=False)
+        taken = {t.user_attrs.get("arch_id") for t in others if t.number != trial.number}
+        if self._arch_id(params) not in taken:
+            return params
+        replacement = self._fresh(taken, int(self._rng.rng.randint(1 << 30)))
+        if replacement is None:  # every architecture of the space is taken: let it repeat one
+            return params
+        self.replaced += 1
+        attrs = study._storage.get_trial(trial._trial_id).system_attrs
+        for key in [k for k in attrs if k.startswith(_RELATIVE_PARAMS)]:  # chunks of the discarded proposal
+            study._storage.set_trial_system_attr(trial._trial_id, key, "")
+        prefix = _RELATIVE_PARAMS[1] if self.handed_over(study) else _RELATIVE_PARAMS[0]
+        study._storage.set_trial_system_attr(trial._trial_id, f"{prefix}:0", json.dumps(replacement))
+        return replacement
+
+
+# Where GPSampler and TPESampler record a running trial's proposal (optuna.samplers._gp, _tpe)
+_RELATIVE_PARAMS = ("gp:relative_params", "tpe:relative_params")
+MAX_FIT_TRIALS = 300  # optuna_gp's default max_fit_trials
+
+
+@STRATEGIES.register("optuna_gp")
+class OptunaGP(OptunaStrategy):
+    """Optuna's Gaussian-process sampler (log expected hypervolume improvement when multi-objective; with
+    trials in flight, the q-batch form over their fantasised outcomes), which proposes no architecture
+    already running or evaluated and hands over to TPE past ``max_fit_trials`` (:class:`FreshGPSampler`)."""
+
+    def make_sampler(self, seed: int) -> BaseSampler:
+        limit = self.options.get("max_fit_trials", MAX_FIT_TRIALS)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < self.n_startup_trials:
+            raise ConfigError(
+                f"optuna_gp: max_fit_trials={limit!r}: must be an integer >= n_startup_trials ({self.n_startup_trials})"
+            )
+        return FreshGPSampler(
+            seed=seed,
+            n_startup_trials=self.n_startup_trials,
+            arch_id=self._arch_id_of,
+            fresh=self._fresh,
+            max_fit_trials=limit,
+        )
+
+    def _arch_id_of(self, params: Mapping[str, Any]) -> str:
+        return OptunaEncoding(self.space).to_arch(params).arch_id
+
+    def _fresh(self, taken: set[Any], seed: int) -> dict[str, Any] | None:
+        """The params of a random architecture not in ``taken`` (None if 64 draws found none)."""
+        for arch in self.space.sample(64, seed=seed, unique=False):
+            if arch.arch_id not in taken:
+                return OptunaEncoding(self.space).to_params(arch)
+        return None
