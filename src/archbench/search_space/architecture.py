@@ -26,7 +26,7 @@ from archbench.search_space.registries import ATTENTION, RESIDUALS
 FFN_ACTS = ("gelu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
 QUANTS = ("fp32", "bf16", "fp16", "int8", "int8_weight_only", "fp8")
-POS_ENCODINGS = ("learned", "rope", "none")
+POS_ENCODINGS = ("learned", "rope", "none", "relative")
 
 # Bump only if the hashing rule itself changes. A field added later is hashed only when it differs from
 # the value every older architecture implicitly had, so old ids stay valid (see _implicit).
@@ -35,7 +35,7 @@ _HASH_VERSION = 1
 
 def _implicit(arch: Architecture) -> dict[str, Any]:
     """Fields added after the first release, with the value older architectures implicitly had."""
-    return {"kv_heads": arch.heads}
+    return {"kv_heads": arch.heads, "qkv_conv": False, "recursion_rank": 0}
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -107,6 +107,8 @@ class Architecture:
     max_seq_len: int = 256
     tie_embeddings: bool = True
     bias: bool = True
+    qkv_conv: bool = False  # Primer: causal depthwise conv (width 3) after the q, k and v projections
+    recursion_rank: int = 0  # relaxed recursion: per-depth LoRA rank on shared blocks (0: plain sharing)
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -153,6 +155,16 @@ class Architecture:
         s(self, "unique_layers", _divisor("unique_layers", self.unique_layers, "depth", self.depth))
         s(self, "tie_embeddings", _bool("tie_embeddings", self.tie_embeddings))
         s(self, "bias", _bool("bias", self.bias))
+        if self.pos_encoding == "relative" and not ATTENTION.meta(self.attention).get("scores", True):
+            raise ArchitectureError(
+                "pos_encoding", "relative", f"needs attention scores to bias, and {self.attention} has none"
+            )
+        s(self, "qkv_conv", _bool("qkv_conv", self.qkv_conv))
+        s(self, "recursion_rank", _int("recursion_rank", self.recursion_rank, lo=0))
+        if self.recursion_rank and self.unique_layers == self.depth:
+            raise ArchitectureError(
+                "recursion_rank", self.recursion_rank, "needs shared layers (unique_layers < depth); 0 without sharing"
+            )
 
     # ---- derived sizes -------------------------------------------------------------------------
     @property
@@ -237,7 +249,9 @@ class Architecture:
         share = "" if self.unique_layers == self.depth else f" shared={self.unique_layers}"
         gqa = "" if self.kv_heads == self.heads else f"/kv{self.kv_heads}"
         win = f"(w={self.window})" if self.window else ""
+        lora = f" lora{self.recursion_rank}" if self.recursion_rank else ""
+        conv = " qkv_conv" if self.qkv_conv else ""
         return (
             f"L{self.depth} d{self.width} h{self.heads}{gqa} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
-            f"{self.residual} {self.attention}{win} {self.pos_encoding} {self.quant}{share}"
+            f"{self.residual} {self.attention}{win} {self.pos_encoding} {self.quant}{share}{lora}{conv}"
         )

@@ -11,6 +11,9 @@ What a layer keeps depends on its attention pattern (see :mod:`.attention`):
 * block-sparse: the first block and the blocks the next query can still see (bounded by 3 blocks);
 * linear: the recurrent state ``sum phi(k) v^T`` and ``sum phi(k)`` (constant size, fp32).
 
+Primer's convolution after the q, k and v projections (``qkv_conv``) also needs the layer's last two
+projection outputs: such a layer's cache is a :class:`ConvLayer` wrapping its attention cache.
+
 The residual types need nothing more per token: the value residual's mixed values are what the dense
 cache stores, and DenseFormer's depth-weighted average is taken per token within one step.
 """
@@ -58,7 +61,26 @@ class LinearState:
         return self.kv.numel() * self.kv.element_size() + self.z.numel() * self.z.element_size()
 
 
-LayerCache = KVLayer | LinearState
+AttentionCache = KVLayer | LinearState
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A layer with Primer's causal convolution: its attention cache and ``tail``, the last two fused
+    q/k/v projection outputs before the convolution ``(B, 2, C)`` (zeros before the sequence starts)."""
+
+    attn: AttentionCache
+    tail: Tensor
+
+    @property
+    def length(self) -> int:
+        return self.attn.length
+
+    def nbytes(self) -> int:
+        return self.attn.nbytes() + self.tail.numel() * self.tail.element_size()
+
+
+LayerCache = KVLayer | LinearState | ConvLayer
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,11 @@ a mean-pooled classification head. Every field of :class:`Architecture` is reali
   swiglu alike (swiglu has three matrices, so more parameters at the same ratio);
 * ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`;
 * ``pos_encoding``: learned absolute embeddings (starting from the sinusoidal table, see
-  :func:`sinusoids`), rotary (RoPE on q and k) or none (NoPE);
+  :func:`sinusoids`), rotary (RoPE on q and k), none (NoPE) or relative (a learned per-head bias on the
+  attention scores by clipped relative distance, :class:`RelativeBias`);
+* ``qkv_conv``: Primer's causal depthwise convolution (width 3) after the q, k and v projections;
+* ``recursion_rank``: relaxed recursion, a per-depth LoRA of that rank on every linear layer of the
+  shared blocks (:class:`LowRank`; 0 is plain sharing);
 * ``tie_embeddings``, ``bias``, ``vocab_size``, ``max_seq_len``; ``norm`` picks LayerNorm or RMSNorm.
 
 ``quant`` is applied after training by :func:`archbench.search_space.quantize.quantize`.
@@ -29,12 +33,14 @@ from torch import Tensor, nn
 
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import AttentionPattern, make_pattern
-from archbench.search_space.kv_cache import KVCache, LayerCache
+from archbench.search_space.kv_cache import ConvLayer, KVCache, LayerCache
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
 
 ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
 POS_INIT_SCALE = 0.02  # learned position embeddings start as this times the sinusoidal table (as wte's std)
+REL_MAX_DISTANCE = 128  # relative positions further apart than this share one learned bias (Shaw et al.)
+CONV_WIDTH = 3  # Primer's depthwise convolution: the token and the two before it
 
 
 def sinusoids(n: int, d: int, device: torch.device | str | None = None) -> Tensor:
@@ -82,6 +88,67 @@ class Rotary(nn.Module):
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
+class RelativeBias(nn.Module):
+    """``pos_encoding=relative``: a learned bias per head and relative distance, clipped at
+    ``REL_MAX_DISTANCE`` (Shaw et al., 2018), added to the attention scores: ``table[h, clip(j - i)]``.
+
+    Huang et al. (2020) learn relative position *vectors* that interact with q and k; the scalar bias per
+    head (as T5's, without its log buckets) is the part every attention kernel here can add (SDPA as a
+    float mask, FlexAttention as a score_mod). Zero-initialised: training starts from NoPE.
+    """
+
+    def __init__(self, heads: int, max_seq_len: int) -> None:
+        super().__init__()
+        self.clip = min(REL_MAX_DISTANCE, max_seq_len - 1)
+        self.table = nn.Parameter(torch.zeros(heads, 2 * self.clip + 1))
+
+    def forward(self, q_pos: Tensor, kv_pos: Tensor) -> Tensor:
+        """The bias ``(heads, Tq, Tk)`` between queries at ``q_pos`` and keys at ``kv_pos``."""
+        rel = (kv_pos[None, :] - q_pos[:, None]).clamp(-self.clip, self.clip) + self.clip
+        return self.table[:, rel]
+
+    def score_mod(self) -> Any:
+        table, c = self.table, self.clip
+
+        def relative(score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            return score + table[h, (kv_idx - q_idx).clamp(-c, c) + c].to(score.dtype)
+
+        return relative
+
+
+class LowRank(nn.Module):
+    """A rank-``r`` update ``x A^T B^T`` of one linear layer (LoRA); B starts at zero, so an adapted layer
+    starts equal to the shared one (Relaxed Recursive Transformers, Bae et al., 2024)."""
+
+    def __init__(self, n_in: int, n_out: int, rank: int) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.empty(rank, n_in))
+        self.b = nn.Parameter(torch.empty(n_out, rank))
+        nn.init.normal_(self.a, std=0.02)
+        nn.init.zeros_(self.b)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(F.linear(x, self.a), self.b)
+
+
+class LayerAdapter(nn.Module):
+    """One depth's low-rank updates of its shared block: q/k/v, attention output and the FFN's linears."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        w, hidden, r = arch.width, arch.ffn_hidden, arch.recursion_rank
+        kv_dim = arch.kv_heads * arch.head_dim
+        self.qkv = LowRank(w, w + 2 * kv_dim, r)
+        self.proj = LowRank(w, w, r)
+        self.fc = LowRank(w, hidden, r)
+        self.gate = LowRank(w, hidden, r) if arch.ffn_act == "swiglu" else None
+        self.ffn_proj = LowRank(hidden, w, r)
+
+
+def _adapted(linear: nn.Linear, delta: LowRank | None, x: Tensor) -> Tensor:
+    return linear(x) if delta is None else linear(x) + delta(x)
+
+
 class SelfAttention(nn.Module):
     """Self-attention with a fused qkv projection (GPT-2's layout when ``kv_heads == heads``); with
     grouped queries the k and v parts have ``kv_heads`` heads each."""
@@ -92,6 +159,18 @@ class SelfAttention(nn.Module):
         self.kv_dim = arch.kv_heads * arch.head_dim
         self.qkv = nn.Linear(arch.width, arch.width + 2 * self.kv_dim, bias=arch.bias)
         self.proj = nn.Linear(arch.width, arch.width, bias=arch.bias)
+        channels = arch.width + 2 * self.kv_dim
+        # Primer: one width-3 kernel per channel of q, k and v (so per head), causal by left padding.
+        self.conv = nn.Conv1d(channels, channels, CONV_WIDTH, groups=channels, bias=False) if arch.qkv_conv else None
+        self.rel_bias = RelativeBias(arch.heads, arch.max_seq_len) if arch.pos_encoding == "relative" else None
+
+    def convolve(self, h: Tensor, past: ConvLayer | None) -> tuple[Tensor, Tensor]:
+        """The causal depthwise convolution of the projections ``h`` (B, S, C), continuing ``past``'s last
+        two inputs (zeros at the start), and the last two inputs after ``h``."""
+        assert self.conv is not None
+        before = past.tail if past is not None else h.new_zeros(h.shape[0], CONV_WIDTH - 1, h.shape[-1])
+        seq = torch.cat([before, h], dim=1)
+        return self.conv(seq.transpose(1, 2)).transpose(1, 2), seq[:, -(CONV_WIDTH - 1) :]
 
     def forward(
         self,
@@ -101,6 +180,7 @@ class SelfAttention(nn.Module):
         v_first: Tensor | None,
         v_mix: ValueMix | None,
         slot: DecodeSlot | None = None,
+        lora: LayerAdapter | None = None,
     ) -> tuple[Tensor, Tensor, LayerCache | None]:
         """Returns the output, this layer's values (before any value-residual mixing) and its cache.
 
@@ -109,7 +189,14 @@ class SelfAttention(nn.Module):
         The cache holds the values *after* value-residual mixing: they are what later queries attend to.
         """
         b, s, w = x.shape
-        q, k, v = self.qkv(x).split([w, self.kv_dim, self.kv_dim], dim=-1)
+        h = _adapted(self.qkv, lora.qkv if lora is not None else None, x)
+        past = slot.past if slot is not None else None
+        tail: Tensor | None = None
+        if self.conv is not None:
+            h, tail = self.convolve(h, past if isinstance(past, ConvLayer) else None)
+        if isinstance(past, ConvLayer):
+            past = past.attn
+        q, k, v = h.split([w, self.kv_dim, self.kv_dim], dim=-1)
         q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
         k = k.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -122,13 +209,17 @@ class SelfAttention(nn.Module):
         if rotary is not None:
             q, k = rotary(q, offset), rotary(k, offset)
         present: LayerCache | None = None
+        bias = self.rel_bias
         if slot is None:
-            y = pattern(q, k, v)
-        elif slot.past is None:
-            y, present = pattern.prefill(q, k, v)
+            y = pattern(q, k, v, bias)
+        elif past is None:
+            y, present = pattern.prefill(q, k, v, bias)
         else:
-            y, present = pattern.step(q, k, v, slot.past, slot.pos)
-        return self.proj(y.transpose(1, 2).reshape(b, s, w)), v_own, present
+            y, present = pattern.step(q, k, v, past, slot.pos, bias)  # type: ignore[arg-type]
+        if present is not None and tail is not None:
+            present = ConvLayer(present, tail)  # type: ignore[arg-type]
+        out = _adapted(self.proj, lora.proj if lora is not None else None, y.transpose(1, 2).reshape(b, s, w))
+        return out, v_own, present
 
 
 class FeedForward(nn.Module):
@@ -145,10 +236,13 @@ class FeedForward(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return [m for m in (self.fc, self.gate, self.proj) if m is not None]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, lora: LayerAdapter | None = None) -> Tensor:
+        fc = _adapted(self.fc, lora.fc if lora is not None else None, x)
         if self.gate is not None:
-            return self.proj(F.silu(self.gate(x)) * self.fc(x))
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+            hidden = F.silu(_adapted(self.gate, lora.gate if lora is not None else None, x)) * fc
+        else:
+            hidden = F.gelu(fc, approximate="tanh")
+        return _adapted(self.proj, lora.ffn_proj if lora is not None else None, hidden)
 
 
 class Block(nn.Module):
@@ -170,19 +264,21 @@ class Block(nn.Module):
         v_first: Tensor | None = None,
         v_mix: ValueMix | None = None,
         slot: DecodeSlot | None = None,
+        lora: LayerAdapter | None = None,
     ) -> tuple[Tensor, Tensor, LayerCache | None]:
-        """The layer's output, its attention values and (with a ``slot``) its cache after the step."""
+        """The layer's output, its attention values and (with a ``slot``) its cache after the step;
+        ``lora``: this depth's low-rank updates of the (shared) block."""
         values: list[Tensor] = []
         presents: list[LayerCache | None] = []
 
         def attend(h: Tensor) -> Tensor:
-            out, v, present = self.attn(h, pattern, rotary, v_first, v_mix, slot)
+            out, v, present = self.attn(h, pattern, rotary, v_first, v_mix, slot, lora)
             values.append(v)
             presents.append(present)
             return out
 
         x = self.attn_conn(x, attend, rate)
-        x = self.ffn_conn(x, self.ffn, rate)
+        x = self.ffn_conn(x, self.ffn if lora is None else (lambda h: self.ffn(h, lora)), rate)
         return x, values[0], presents[0]
 
 
@@ -199,6 +295,10 @@ class Trunk(nn.Module):
         self.wpe = nn.Embedding(arch.max_seq_len, arch.width) if arch.pos_encoding == "learned" else None
         self.rotary = Rotary(arch.head_dim, arch.max_seq_len) if arch.pos_encoding == "rope" else None
         self.blocks = nn.ModuleList(Block(arch, self.residual) for _ in range(arch.unique_layers))
+        # Relaxed recursion: each depth adapts its shared block by its own low-rank updates.
+        self.adapters = (
+            nn.ModuleList(LayerAdapter(arch) for _ in range(arch.depth)) if arch.recursion_rank else None
+        )
         # Per-depth parameters stay per layer even when blocks are shared.
         self.value_mix = (
             nn.Parameter(torch.full((arch.depth - 1, 2), 0.5))
@@ -231,6 +331,10 @@ class Trunk(nn.Module):
                 nn.init.normal_(lin.weight, std=std)
                 if lin.bias is not None:
                     nn.init.zeros_(lin.bias)
+            if block.attn.conv is not None:  # identity (all weight on the current token): starts as plain attention
+                with torch.no_grad():
+                    block.attn.conv.weight.zero_()
+                    block.attn.conv.weight[:, 0, -1] = 1.0
             self.residual.init_block(block, arch)
 
     def drop_rate(self, layer: int) -> float:
@@ -262,7 +366,8 @@ class Trunk(nn.Module):
             # tensor that requires grad but has no grad_fn, which torch's module hooks refuse.
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             slot = slots[layer] if slots else None
-            x, v, present = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot)
+            lora = self.adapters[layer] if self.adapters is not None else None
+            x, v, present = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot, lora)
             presents.append(present)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
