@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
-from archbench.search_space.kv_cache import KVLayer, AttentionCache, LinearState, positions
+from archbench.search_space.kv_cache import AttentionCache, KVLayer, LinearState, positions
 from archbench.search_space.registries import ATTENTION
 
 MaskMod = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -56,10 +56,13 @@ class PositionBias(Protocol):
         ...
 
 
-def biased_mask(allowed: Tensor | None, bias: PositionBias, q_pos: Tensor, kv_pos: Tensor, dtype: torch.dtype) -> Tensor:
+def biased_mask(
+    allowed: Tensor | None, bias: PositionBias, q_pos: Tensor, kv_pos: Tensor, dtype: torch.dtype
+) -> Tensor:
     """SDPA's float mask: the bias where ``allowed`` (None: everywhere), minus infinity elsewhere."""
     scores = bias(q_pos, kv_pos).to(dtype)
     return scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))
+
 
 _FLEX_COMPILE: bool | None = None  # None: decided per device (compiled on CUDA, eager on CPU)
 _compiled_flex: Callable[..., Tensor] | None = None

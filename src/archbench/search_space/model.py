@@ -296,9 +296,7 @@ class Trunk(nn.Module):
         self.rotary = Rotary(arch.head_dim, arch.max_seq_len) if arch.pos_encoding == "rope" else None
         self.blocks = nn.ModuleList(Block(arch, self.residual) for _ in range(arch.unique_layers))
         # Relaxed recursion: each depth adapts its shared block by its own low-rank updates.
-        self.adapters = (
-            nn.ModuleList(LayerAdapter(arch) for _ in range(arch.depth)) if arch.recursion_rank else None
-        )
+        self.adapters = nn.ModuleList(LayerAdapter(arch) for _ in range(arch.depth)) if arch.recursion_rank else None
         # Per-depth parameters stay per layer even when blocks are shared.
         self.value_mix = (
             nn.Parameter(torch.full((arch.depth - 1, 2), 0.5))
