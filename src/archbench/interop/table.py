@@ -68,6 +68,8 @@ UNSHARED = Need(
 FLOAT = Need(
     "quant", lambda a: a.quant in DTYPES, "quant=fp32|bf16|fp16: archbench's int8/fp8 recipes have no counterpart"
 )
+# What no target class has: every target needs these (a recursion rank needs sharing, refused by UNSHARED).
+NO_TARGET_HAS = (flag("qkv_conv", False, ": no class has Primer's convolution after q/k/v"),)
 MULTI_HEAD = Need("kv_heads", lambda a: a.kv_heads == a.heads, "kv_heads=heads: the class is multi-head only")
 
 
@@ -192,7 +194,7 @@ class Target:
     left_out: tuple[str, ...] = ()  # what an import of this class always leaves out
 
     def misses(self, arch: Architecture) -> list[Need]:
-        return [n for n in self.needs if not n.ok(arch)]
+        return [n for n in (*self.needs, *NO_TARGET_HAS) if not n.ok(arch)]
 
     def write(self, arch: Architecture) -> dict[str, Any]:
         return {k.name: k.write(arch) for k in self.keys if k.write is not None}
