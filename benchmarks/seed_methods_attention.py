@@ -1,0 +1,111 @@
+"""The attention-side seed methods against their base at equal shape (issue 24; the lead merges these
+entries into ``benchmarks/seed_methods.py``).
+
+Each entry is one line: the method's field values against the base's, on the tasks it is about. Every
+pair is trained at the default budget (``steps=400``, default TrainConfig) for ``--seeds`` seeds on one
+CPU thread (training is deterministic on CPU, so val_loss does not depend on the machine's load), and
+measured in the same run (``evaluate``'s prefill latency of the seed-0 model, params): reported are
+val_loss mean and spread (max - min over seeds) per arm, and the method's latency and params as ratios
+to its base's.
+
+    nice -n 5 python benchmarks/seed_methods_attention.py          # writes seed_methods_cpu_attention.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from archbench import Architecture
+from archbench.evaluators import evaluate
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHAPE = dict(depth=4, width=128, heads=4, max_seq_len=256)  # the Architecture's defaults, named
+
+# name: (method fields, base fields, tasks)
+METHODS: dict[str, tuple[dict, dict, tuple[str, ...]]] = {
+    "primer_qkv_conv": ({"qkv_conv": True}, {}, ("charlm",)),
+    "relative_positions": ({"pos_encoding": "relative"}, {}, ("charlm", "recall")),
+    "relaxed_recursion_r8": ({"unique_layers": 2, "recursion_rank": 8}, {"unique_layers": 2}, ("charlm",)),
+}
+
+
+def run_arm(fields: dict, task: str, seeds: int, budget: str) -> dict:
+    arch = Architecture(**{**SHAPE, **fields})
+    losses, latencies, params = [], [], None
+    for seed in range(seeds):
+        r = evaluate(arch, task, budget, seed=seed, measure=seed == 0)  # latency does not depend on the seed
+        losses.append(r.metrics["val_loss"])
+        latencies.append(r.metrics.get("latency_ms"))
+        params = r.metrics.get("params") or params
+    lat = [x for x in latencies if x is not None]
+    return {
+        "arch": arch.describe(),
+        "arch_id": arch.arch_id,
+        "val_loss": losses,
+        "val_loss_mean": statistics.fmean(losses),
+        "val_loss_spread": max(losses) - min(losses),
+        "latency_ms": statistics.median(lat) if lat else None,
+        "params": params,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", default="steps=400")
+    parser.add_argument("--only", nargs="*", default=list(METHODS))
+    parser.add_argument("--out", default=str(RESULTS / "seed_methods_cpu_attention.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    started = time.time()
+    rows, bases = [], {}
+    for name in args.only:
+        method, base, tasks = METHODS[name]
+        for task in tasks:
+            key = (json.dumps(base, sort_keys=True), task)
+            if key not in bases:  # one base run serves every method with that base
+                bases[key] = run_arm(base, task, args.seeds, args.budget)
+            b, m = bases[key], run_arm(method, task, args.seeds, args.budget)
+            row = {
+                "method": name,
+                "task": task,
+                "base": b,
+                "method_arm": m,
+                "delta_val_loss": m["val_loss_mean"] - b["val_loss_mean"],
+                "latency_ratio": (m["latency_ms"] / b["latency_ms"]) if m["latency_ms"] and b["latency_ms"] else None,
+                "params_ratio": m["params"] / b["params"] if m["params"] and b["params"] else None,
+            }
+            rows.append(row)
+            print(
+                f"{name:22s} {task:7s} base {b['val_loss_mean']:.4f}±{b['val_loss_spread']:.4f} "
+                f"method {m['val_loss_mean']:.4f}±{m['val_loss_spread']:.4f} latency x{row['latency_ratio'] or 0:.2f} "
+                f"params x{row['params_ratio'] or 0:.3f}",
+                flush=True,
+            )
+    out = {
+        "command": "python benchmarks/seed_methods_attention.py " + " ".join(argv or sys.argv[1:]),
+        "budget": args.budget,
+        "seeds": args.seeds,
+        "shape": SHAPE,
+        "machine": f"{platform.machine()} {platform.system()}, 1 torch thread, a 2-core CPU shared with other work",
+        "torch": torch.__version__,
+        "wall_s": round(time.time() - started, 1),
+        "spread": "max - min of val_loss over seeds",
+        "latency": "evaluate's prefill latency of the seed-0 model; ratio method/base from the same run",
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
