@@ -69,7 +69,12 @@ FLOAT = Need(
     "quant", lambda a: a.quant in DTYPES, "quant=fp32|bf16|fp16: archbench's int8/fp8 recipes have no counterpart"
 )
 # What no target class has: every target needs these (a recursion rank needs sharing, refused by UNSHARED).
-NO_TARGET_HAS = (flag("qkv_conv", False, ": no class has Primer's convolution after q/k/v"),)
+NO_TARGET_HAS = (
+    flag("qkv_conv", False, ": no class has Primer's convolution after q/k/v"),
+    Need(
+        "depth_capacity", lambda a: a.depth_capacity == 1.0, "depth_capacity=1: no class routes tokens past layers", 1.0
+    ),
+)
 MULTI_HEAD = Need("kv_heads", lambda a: a.kv_heads == a.heads, "kv_heads=heads: the class is multi-head only")
 
 

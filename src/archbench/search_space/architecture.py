@@ -35,7 +35,7 @@ _HASH_VERSION = 1
 
 def _implicit(arch: Architecture) -> dict[str, Any]:
     """Fields added after the first release, with the value older architectures implicitly had."""
-    return {"kv_heads": arch.heads, "qkv_conv": False, "recursion_rank": 0}
+    return {"kv_heads": arch.heads, "qkv_conv": False, "recursion_rank": 0, "depth_capacity": 1.0}
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -109,6 +109,7 @@ class Architecture:
     bias: bool = True
     qkv_conv: bool = False  # Primer: causal depthwise conv (width 3) after the q, k and v projections
     recursion_rank: int = 0  # relaxed recursion: per-depth LoRA rank on shared blocks (0: plain sharing)
+    depth_capacity: float = 1.0  # dynamic depth: at most this fraction of tokens goes through layers 1..
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -165,6 +166,9 @@ class Architecture:
             raise ArchitectureError(
                 "recursion_rank", self.recursion_rank, "needs shared layers (unique_layers < depth); 0 without sharing"
             )
+        s(self, "depth_capacity", _float("depth_capacity", self.depth_capacity, 0.0, 1.0, False, True))
+        if self.depth == 1:
+            s(self, "depth_capacity", 1.0)  # canonical: layer 0 is never routed, so one layer has nothing to route
 
     # ---- derived sizes -------------------------------------------------------------------------
     @property
@@ -251,6 +255,7 @@ class Architecture:
         win = f"(w={self.window})" if self.window else ""
         lora = f" lora{self.recursion_rank}" if self.recursion_rank else ""
         conv = " qkv_conv" if self.qkv_conv else ""
+        conv += f" capacity={self.depth_capacity:g}" if self.depth_capacity < 1.0 else ""
         return (
             f"L{self.depth} d{self.width} h{self.heads}{gqa} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
             f"{self.residual} {self.attention}{win} {self.pos_encoding} {self.quant}{share}{lora}{conv}"

@@ -14,6 +14,8 @@ a mean-pooled classification head. Every field of :class:`Architecture` is reali
 * ``qkv_conv``: Primer's causal depthwise convolution (width 3) after the q, k and v projections;
 * ``recursion_rank``: relaxed recursion, a per-depth LoRA of that rank on every linear layer of the
   shared blocks (:class:`LowRank`; 0 is plain sharing);
+* ``depth_capacity``: dynamic depth, a router per layer (after the first) that sends at most that
+  fraction of the tokens through it, causally (:class:`DepthRouter`); the rest skip it;
 * ``tie_embeddings``, ``bias``, ``vocab_size``, ``max_seq_len``; ``norm`` picks LayerNorm or RMSNorm.
 
 ``quant`` is applied after training by :func:`archbench.search_space.quantize.quantize`.
@@ -33,7 +35,7 @@ from torch import Tensor, nn
 
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import AttentionPattern, make_pattern
-from archbench.search_space.kv_cache import ConvLayer, KVCache, LayerCache
+from archbench.search_space.kv_cache import ConvLayer, KVCache, LayerCache, RoutedLayer
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
 
@@ -147,6 +149,56 @@ class LayerAdapter(nn.Module):
 
 def _adapted(linear: nn.Linear, delta: LowRank | None, x: Tensor) -> Tensor:
     return linear(x) if delta is None else linear(x) + delta(x)
+
+
+def capacity_route(wanted: Tensor, start: int, before: Tensor, capacity: float) -> tuple[Tensor, Tensor]:
+    """Which of the tokens at ``start ..`` go through a layer, and how many have gone through it after them.
+
+    The causal capacity rule: token ``t`` goes through if its router wants it and fewer than
+    ``floor(capacity * (t + 1))`` tokens of its sequence have gone through before it, so every prefix of
+    every sequence stays within capacity. Greedy, yet computed without a loop: with ``W`` the running
+    count of wanted tokens and ``cap`` the running limit, the count that went through is
+    ``R(t) = min(R(t-1) + w(t), cap(t)) = min(before + W(t), min_{j<=t}(cap(j) - W(j)) + W(t))``.
+    ``wanted``: (B, T) bool; ``before``: (B,) tokens already sent. Returns (B, T) bool and (B,) counts.
+    """
+    t = wanted.shape[1]
+    steps = torch.arange(start + 1, start + t + 1, dtype=torch.float64, device=wanted.device)
+    cap = torch.floor(steps * capacity).long()
+    w = wanted.long().cumsum(dim=1)
+    count = torch.minimum(before[:, None] + w, torch.cummin(cap[None, :] - w, dim=1).values + w)
+    previous = torch.cat([before[:, None], count[:, :-1]], dim=1)
+    return count > previous, count[:, -1]
+
+
+class DepthRouter(nn.Module):
+    """Dynamic depth (Mixture-of-Depths, Raposo et al. 2024; MindSkip): a linear router scores each token;
+    a token is *wanted* when its score is at least the mean score of its sequence so far (the first token
+    always is), wanted tokens go through the layer within the causal capacity rule of
+    :func:`capacity_route`, and the layer's update is scaled by ``sigmoid(score)`` so the router learns
+    from the loss. MoD's top-k over the sequence is not causal; both rules here are, so decoding is exact.
+    Against the running mean, not a fixed threshold: a router whose scores all drift below 0 would send
+    no token, get no gradient and skip its layer for good; a shift of every score changes nothing here."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.capacity = arch.depth_capacity
+        self.score = nn.Linear(arch.width, 1)
+
+    def forward(self, x: Tensor, start: int, before: Tensor, sums: Tensor) -> tuple[Tensor, ...]:
+        """(B, T) routed mask, (B, T) gate, and after these tokens the (B,) counts sent and score sums.
+
+        ``before``, ``sums``: the count sent and the (float64) sum of scores of the sequence before them."""
+        logits = self.score(x).squeeze(-1)
+        if x.is_meta:  # counting FLOPs on the meta device: no scores, so the most the rule lets through
+            wanted = torch.ones(logits.shape, dtype=torch.bool)
+            routed, after = capacity_route(wanted, start, torch.zeros(x.shape[0], dtype=torch.long), self.capacity)
+            return routed, torch.sigmoid(logits), after, sums
+        scores = logits.detach().double()
+        running = sums[:, None] + scores.cumsum(dim=1)  # the sum up to and including each token
+        seen = torch.arange(start, start + scores.shape[1], dtype=torch.float64, device=x.device)
+        wanted = scores * seen >= running - scores  # score >= mean of the scores before it (always at t=0)
+        routed, after = capacity_route(wanted, start, before, self.capacity)
+        return routed, torch.sigmoid(logits), after, running[:, -1]
 
 
 class SelfAttention(nn.Module):
@@ -295,6 +347,11 @@ class Trunk(nn.Module):
         self.wpe = nn.Embedding(arch.max_seq_len, arch.width) if arch.pos_encoding == "learned" else None
         self.rotary = Rotary(arch.head_dim, arch.max_seq_len) if arch.pos_encoding == "rope" else None
         self.blocks = nn.ModuleList(Block(arch, self.residual) for _ in range(arch.unique_layers))
+        # Dynamic depth: a router per layer after the first (the first sees every token, as MoD keeps
+        # full-capacity blocks, and gives the value residual its values).
+        self.routers = (
+            nn.ModuleList(DepthRouter(arch) for _ in range(arch.depth - 1)) if arch.depth_capacity < 1.0 else None
+        )
         # Relaxed recursion: each depth adapts its shared block by its own low-rank updates.
         self.adapters = nn.ModuleList(LayerAdapter(arch) for _ in range(arch.depth)) if arch.recursion_rank else None
         # Per-depth parameters stay per layer even when blocks are shared.
@@ -334,6 +391,11 @@ class Trunk(nn.Module):
                     block.attn.conv.weight.zero_()
                     block.attn.conv.weight[:, 0, -1] = 1.0
             self.residual.init_block(block, arch)
+        for router in self.routers or ():
+            # Scores start near 0 either side: about half the tokens are wanted, and every layer gets some
+            # (a router that wants no token gets no gradient, see DepthRouter).
+            nn.init.normal_(router.score.weight, std=0.02)
+            nn.init.zeros_(router.score.bias)
 
     def drop_rate(self, layer: int) -> float:
         """Stochastic-depth rate of ``layer``: linear from 0 to ``drop_path`` (Huang et al., 2016)."""
@@ -365,7 +427,11 @@ class Trunk(nn.Module):
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             slot = slots[layer] if slots else None
             lora = self.adapters[layer] if self.adapters is not None else None
-            x, v, present = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot, lora)
+            if self.routers is not None and layer > 0:
+                x, present = self.routed(self.routers[layer - 1], block, x, layer, v_first, v_mix, slot, lora)
+                v = x  # unused: only layer 0's values feed the value residual
+            else:
+                x, v, present = block(x, self.pattern, self.rotary, self.drop_rate(layer), v_first, v_mix, slot, lora)
             presents.append(present)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
@@ -376,6 +442,42 @@ class Trunk(nn.Module):
         if self.norm_f is not None:
             x = self.norm_f(x)
         return x, tuple(presents)
+
+    def routed(
+        self,
+        router: DepthRouter,
+        block: Block,
+        x: Tensor,
+        layer: int,
+        v_first: Tensor | None,
+        v_mix: ValueMix | None,
+        slot: DecodeSlot | None,
+        lora: LayerAdapter | None,
+    ) -> tuple[Tensor, LayerCache | None]:
+        """``block`` on the tokens ``router`` sends through it, gathered per sequence (skipped tokens cost
+        nothing), the rest unchanged. The layer sees each sequence's routed tokens as its own sequence:
+        its attention, convolution and positions (rotary, relative) run over them, in order."""
+        past = slot.past if slot is not None else None
+        assert past is None or isinstance(past, RoutedLayer)
+        b = x.shape[0]
+        before = past.routed if past is not None else torch.zeros(b, dtype=torch.long, device=x.device)
+        sums = past.score_sum if past is not None else torch.zeros(b, dtype=torch.float64, device=x.device)
+        routed, gate, after, sums = router(x, slot.pos if slot is not None else 0, before, sums)
+        delta = torch.zeros_like(x)
+        seqs: list[Any] = []
+        for i in range(b):
+            idx = routed[i].nonzero().squeeze(1).to(x.device)
+            seq_past = past.seqs[i] if past is not None else None
+            if idx.numel() == 0:
+                seqs.append(seq_past)
+                continue
+            xi = x[i : i + 1, idx]
+            vi = v_first[i : i + 1, :, idx] if v_first is not None else None
+            si = DecodeSlot(int(before[i]), seq_past) if slot is not None else None
+            yi, _, present = block(xi, self.pattern, self.rotary, self.drop_rate(layer), vi, v_mix, si, lora)
+            delta[i, idx] = gate[i, idx, None] * (yi[0] - xi[0])
+            seqs.append(present)
+        return x + delta, (RoutedLayer(tuple(seqs), after, sums) if slot is not None else None)
 
 
 class DecoderLM(nn.Module):
