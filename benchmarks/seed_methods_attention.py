@@ -79,12 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", default="steps=400")
     parser.add_argument("--only", nargs="*", default=list(METHODS))
+    parser.add_argument("--tasks", nargs="*", default=["charlm", "recall"])
     parser.add_argument("--out", default=str(RESULTS / "seed_methods_cpu_attention.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.time()
     rows, bases = [], {}
-    pairs = [(name, task) for task in ("charlm", "recall") for name in args.only if task in METHODS[name][2]]
+    pairs = [(name, task) for task in args.tasks for name in args.only if task in METHODS[name][2]]
     for name, task in pairs:  # charlm first: every method has a row there
         method, base, _ = METHODS[name]
         key = (json.dumps(base, sort_keys=True), task)
