@@ -9,6 +9,12 @@ val_loss mean and spread (max - min over seeds) per arm, and the method's latenc
 to its base's.
 
     nice -n 5 python benchmarks/seed_methods_attention.py          # writes seed_methods_cpu_attention.json
+    nice -n 5 python benchmarks/seed_methods_attention.py --latency-only
+
+``--latency-only`` skips training: each method and its base are built (seed 0, untrained), and their
+forward at batch 1 over 256 tokens is timed in interleaved rounds (median ms, ratio method/base), with
+the FLOPs torch's counter sees on those very models and inputs (for dynamic depth: the tokens its
+routers actually sent) and the parameters; writes ``seed_methods_cpu_attention_latency.json``.
 """
 
 from __future__ import annotations
@@ -58,6 +64,64 @@ def run_arm(fields: dict, task: str, seeds: int, budget: str) -> dict:
     }
 
 
+def latency_only(names: list[str], rounds: int, out: Path) -> None:
+    """Forward latency, FLOPs and params of each method and its base, untrained, side by side."""
+    from archbench import build
+    from archbench.latency.flops import count_model_flops
+    from archbench.search_space.model import count_params
+
+    rows = []
+    idx = torch.randint(0, 256, (1, 256), generator=torch.Generator().manual_seed(0))
+    for name in names:
+        method, base, _ = METHODS[name]
+        models = {}
+        for arm, fields in (("base", base), ("method", method)):
+            torch.manual_seed(0)
+            models[arm] = (Architecture(**{**SHAPE, **fields}), build(Architecture(**{**SHAPE, **fields})).eval())
+        times: dict[str, list[float]] = {"base": [], "method": []}
+        with torch.no_grad():
+            for _ in range(3):  # warm-up
+                for _, m in models.values():
+                    m(idx)
+            for _ in range(rounds):
+                for arm, (_, m) in models.items():
+                    t = time.perf_counter()
+                    m(idx)
+                    times[arm].append((time.perf_counter() - t) * 1e3)
+            flops = {arm: count_model_flops(m, idx).total for arm, (_, m) in models.items()}
+        med = {arm: statistics.median(v) for arm, v in times.items()}
+        params = {arm: count_params(m) for arm, (_, m) in models.items()}
+        row = {
+            "method": name,
+            "base_arch": models["base"][0].describe(),
+            "method_arch": models["method"][0].describe(),
+            "latency_ms": med,
+            "latency_ratio": med["method"] / med["base"],
+            "flops": flops,
+            "flops_ratio": flops["method"] / flops["base"],
+            "params": params,
+            "params_ratio": params["method"] / params["base"],
+        }
+        rows.append(row)
+        print(
+            f"{name:22s} latency x{row['latency_ratio']:.2f} flops x{row['flops_ratio']:.3f} "
+            f"params x{row['params_ratio']:.3f}",
+            flush=True,
+        )
+    doc = {
+        "command": "python benchmarks/seed_methods_attention.py " + " ".join(sys.argv[1:]),
+        "what": "untrained (seed 0) forward at batch 1 x 256 tokens, interleaved rounds, median ms; FLOPs as torch's "
+        "counter sees them on the same models and inputs",
+        "rounds": rounds,
+        "shape": SHAPE,
+        "machine": f"{platform.machine()} {platform.system()}, 1 torch thread, a 2-core CPU shared with other work",
+        "torch": torch.__version__,
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
 def write(args: argparse.Namespace, started: float, rows: list[dict]) -> None:
     out = {
         "command": "python benchmarks/seed_methods_attention.py " + " ".join(sys.argv[1:]),
@@ -81,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=list(METHODS))
     parser.add_argument("--tasks", nargs="*", default=["charlm", "recall"])
     parser.add_argument("--out", default=str(RESULTS / "seed_methods_cpu_attention.json"))
+    parser.add_argument("--latency-only", action="store_true")
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.latency_only:
+        latency_only(args.only, args.rounds, RESULTS / "seed_methods_cpu_attention_latency.json")
+        return 0
     started = time.time()
     rows, bases = [], {}
     pairs = [(name, task) for task in args.tasks for name in args.only if task in METHODS[name][2]]

@@ -45,14 +45,18 @@ def perturbed(a: Architecture) -> torch.nn.Module:
     return model
 
 
+def assert_decodes_as_the_full_pass(model: torch.nn.Module, vocab: int, tokens: int = TOKENS) -> None:
+    """Greedy decoding of ``tokens`` after a 3-token prompt (batch 2) chose from the full pass's logits."""
+    prompt = torch.randint(0, vocab, (2, 3), generator=torch.Generator().manual_seed(1))
+    out, chosen = model.generate(prompt, tokens)
+    with torch.no_grad():
+        full = model(out[:, :-1])[:, 2:]
+    torch.testing.assert_close(chosen, full, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(("pos", "attention"), PAIRS)
 def test_decoding_64_tokens_equals_the_full_forward(pos: str, attention: str) -> None:
-    model = perturbed(arch(pos, attention))
-    prompt = torch.randint(0, VOCAB, (2, 3), generator=torch.Generator().manual_seed(1))
-    tokens, chosen = model.generate(prompt, TOKENS)
-    with torch.no_grad():
-        full = model(tokens[:, :-1])[:, 2:]
-    torch.testing.assert_close(chosen, full, atol=1e-5, rtol=0)
+    assert_decodes_as_the_full_pass(perturbed(arch(pos, attention)), VOCAB)
 
 
 @pytest.mark.parametrize(("pos", "attention"), PAIRS)

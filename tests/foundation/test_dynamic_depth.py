@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from archbench import ATTENTION, Architecture, build
 from archbench.latency.flops import count_flops, count_model_flops
 from archbench.search_space.model import capacity_route
+from tests.conformance.test_position_encodings import assert_decodes_as_the_full_pass, perturbed
 
 VOCAB = 32
 
@@ -71,16 +72,7 @@ def test_it_is_causal_and_the_router_learns() -> None:
 
 @pytest.mark.parametrize("attention", ATTENTION.names())
 def test_decoding_64_tokens_equals_the_full_forward(attention: str) -> None:
-    torch.manual_seed(0)
-    model = build(tiny(attention=attention, window=8, kv_heads=1)).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    prompt = torch.randint(0, VOCAB, (2, 3), generator=torch.Generator().manual_seed(1))
-    tokens, chosen = model.generate(prompt, 64)
-    with torch.no_grad():
-        full = model(tokens[:, :-1])[:, 2:]
-    torch.testing.assert_close(chosen, full, atol=1e-5, rtol=0)
+    assert_decodes_as_the_full_pass(perturbed(tiny(attention=attention, window=8, kv_heads=1)), VOCAB, 64)
 
 
 def test_flops_count_the_tokens_actually_routed() -> None:
