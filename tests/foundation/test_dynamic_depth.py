@@ -60,7 +60,7 @@ def test_it_is_causal_and_the_router_learns() -> None:
         loss.backward()
         for name, p in model.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} gets no gradient"
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         opt.step()
     assert float(loss) < 0.8 * first
     model.eval()
