@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from archbench import ATTENTION, Architecture, build
 from archbench.latency.flops import count_flops, count_model_flops
-from archbench.search_space.model import capacity_route
+from archbench.search_space.seed_modules import capacity_route
 from tests.conformance.test_position_encodings import assert_decodes_as_the_full_pass, perturbed
 
 VOCAB = 32

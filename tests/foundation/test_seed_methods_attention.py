@@ -12,7 +12,7 @@ from archbench.errors import ArchitectureError, ConfigError
 from archbench.interop.hf import hf_config
 from archbench.latency.flops import count_flops
 from archbench.search_space import attention
-from archbench.search_space.model import RelativeBias
+from archbench.search_space.seed_modules import RelativeBias
 from tests.conformance.test_position_encodings import assert_decodes_as_the_full_pass
 
 TINY: dict[str, object] = dict(depth=2, width=16, heads=2, vocab_size=32, max_seq_len=32, ffn_ratio=2.0)
