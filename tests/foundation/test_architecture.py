@@ -20,7 +20,7 @@ PATTERNS = registries.ATTENTION.names()  # every registered attention pattern
 FIELDS = [
     "depth", "width", "heads", "kv_heads", "ffn_ratio", "ffn_act", "norm", "residual", "drop_path", "attention",
     "window", "global_every", "global_last", "quant", "unique_layers", "pos_encoding", "vocab_size", "max_seq_len",
-    "tie_embeddings", "bias",
+    "tie_embeddings", "bias", "qkv_conv", "recursion_rank", "depth_capacity",
 ]  # fmt: skip
 
 
@@ -49,11 +49,22 @@ def architectures(draw: st.DrawFn) -> Architecture:
         global_last=draw(st.booleans()),
         quant=draw(st.sampled_from(QUANTS)),
         unique_layers=unique,
-        pos_encoding=draw(st.sampled_from(POS_ENCODINGS)),
+        pos_encoding=draw(
+            st.sampled_from(
+                [
+                    p
+                    for p in POS_ENCODINGS
+                    if registries.ATTENTION.meta(attention).get("scores", True) or p != "relative"
+                ]
+            )
+        ),
         vocab_size=draw(st.integers(1, 100_000)),
         max_seq_len=max_seq_len,
         tie_embeddings=draw(st.booleans()),
         bias=draw(st.booleans()),
+        qkv_conv=draw(st.booleans()),
+        recursion_rank=draw(st.integers(0, 16)) if unique < depth else 0,
+        depth_capacity=draw(st.floats(0.01, 1.0)),
     )
 
 

@@ -73,6 +73,13 @@ UNIFORM = Need(
     lambda a: not a.hybrid,
     "one attention pattern on every layer (global_every=0, global_last=false): the class has no layer layout",
 )
+# What no target class has: every target needs these (a recursion rank needs sharing, refused by UNSHARED).
+NO_TARGET_HAS = (
+    flag("qkv_conv", False, ": no class has Primer's convolution after q/k/v"),
+    Need(
+        "depth_capacity", lambda a: a.depth_capacity == 1.0, "depth_capacity=1: no class routes tokens past layers", 1.0
+    ),
+)
 MULTI_HEAD = Need("kv_heads", lambda a: a.kv_heads == a.heads, "kv_heads=heads: the class is multi-head only")
 
 
@@ -229,7 +236,7 @@ class Target:
     left_out: tuple[str, ...] = ()  # what an import of this class always leaves out
 
     def misses(self, arch: Architecture) -> list[Need]:
-        return [n for n in self.needs if not n.ok(arch)]
+        return [n for n in (*self.needs, *NO_TARGET_HAS) if not n.ok(arch)]
 
     def write(self, arch: Architecture) -> dict[str, Any]:
         return {k.name: k.write(arch) for k in self.keys if k.write is not None}

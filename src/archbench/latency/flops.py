@@ -49,7 +49,7 @@ class _Uncounted(AttentionPattern):
         self.inner = inner
         self.flops = 0
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor, bias: object = None) -> Tensor:
         b, h, s, d = q.shape
         s_kv = k.shape[-2]
         self.flops += round(4 * b * h * s * s_kv * d * self.inner.kept_fraction(s))

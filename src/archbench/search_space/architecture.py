@@ -26,7 +26,7 @@ from archbench.search_space.registries import ATTENTION, RESIDUALS
 FFN_ACTS = ("gelu", "swiglu", "relu2")  # relu2: Primer's squared ReLU
 NORMS = ("layernorm", "rmsnorm")
 QUANTS = ("fp32", "bf16", "fp16", "int8", "int8_weight_only", "fp8")
-POS_ENCODINGS = ("learned", "rope", "none")
+POS_ENCODINGS = ("learned", "rope", "none", "relative")
 GLOBAL = "dense"  # the pattern of a global layer in a hybrid layout (full causal attention)
 
 # Bump only if the hashing rule itself changes. A field added later is hashed only when it differs from
@@ -36,7 +36,14 @@ _HASH_VERSION = 1
 
 def _implicit(arch: Architecture) -> dict[str, Any]:
     """Fields added after the first release, with the value older architectures implicitly had."""
-    return {"kv_heads": arch.heads, "global_every": 0, "global_last": False}
+    return {
+        "kv_heads": arch.heads,
+        "global_every": 0,
+        "global_last": False,
+        "qkv_conv": False,
+        "recursion_rank": 0,
+        "depth_capacity": 1.0,
+    }
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -114,6 +121,9 @@ class Architecture:
     max_seq_len: int = 256
     tie_embeddings: bool = True
     bias: bool = True
+    qkv_conv: bool = False  # Primer: causal depthwise conv (width 3) after the q, k and v projections
+    recursion_rank: int = 0  # relaxed recursion: per-depth LoRA rank on shared blocks (0: plain sharing)
+    depth_capacity: float = 1.0  # dynamic depth: at most this fraction of tokens goes through layers 1..
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -161,6 +171,19 @@ class Architecture:
         s(self, "unique_layers", _divisor("unique_layers", self.unique_layers, "depth", self.depth))
         s(self, "tie_embeddings", _bool("tie_embeddings", self.tie_embeddings))
         s(self, "bias", _bool("bias", self.bias))
+        if self.pos_encoding == "relative" and not ATTENTION.meta(self.attention).get("scores", True):
+            raise ArchitectureError(
+                "pos_encoding", "relative", f"needs attention scores to bias, and {self.attention} has none"
+            )
+        s(self, "qkv_conv", _bool("qkv_conv", self.qkv_conv))
+        s(self, "recursion_rank", _int("recursion_rank", self.recursion_rank, lo=0))
+        if self.recursion_rank and self.unique_layers == self.depth:
+            raise ArchitectureError(
+                "recursion_rank", self.recursion_rank, "needs shared layers (unique_layers < depth); 0 without sharing"
+            )
+        s(self, "depth_capacity", _float("depth_capacity", self.depth_capacity, 0.0, 1.0, False, True))
+        if self.depth == 1:
+            s(self, "depth_capacity", 1.0)  # canonical: layer 0 is never routed, so one layer has nothing to route
 
     def _check_layout(self) -> None:
         s = object.__setattr__
@@ -293,9 +316,12 @@ class Architecture:
         share = "" if self.unique_layers == self.depth else f" shared={self.unique_layers}"
         gqa = "" if self.kv_heads == self.heads else f"/kv{self.kv_heads}"
         win = f"(w={self.window})" if self.window else ""
+        lora = f" lora{self.recursion_rank}" if self.recursion_rank else ""
+        conv = " qkv_conv" if self.qkv_conv else ""
+        conv += f" capacity={self.depth_capacity:g}" if self.depth_capacity < 1.0 else ""
         return (
             f"L{self.depth} d{self.width} h{self.heads}{gqa} ffn{self.ffn_ratio:g}x{self.ffn_act} {self.norm} "
-            f"{self.residual} {self.attention}{win}{self.layout()} {self.pos_encoding} {self.quant}{share}"
+            f"{self.residual} {self.attention}{win}{self.layout()} {self.pos_encoding} {self.quant}{share}{lora}{conv}"
         )
 
     def layout(self) -> str:

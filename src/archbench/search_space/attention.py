@@ -14,6 +14,11 @@ fewer heads (grouped-query attention: ``H`` divisible by their head count).
   al., 2020), computed in chunks: quadratic inside a chunk, a running ``k^T v`` state across chunks, so
   memory is O(S * D + S/C * D^2) rather than O(S^2).
 
+Every pattern that computes scores takes an optional additive :class:`PositionBias` (a learned relative
+position bias, ``pos_encoding=relative``): SDPA gets it as a float mask, FlexAttention as a ``score_mod``
+that reads the bias table (so skipped blocks stay skipped). Linear attention has no score matrix to
+bias: it is registered with ``scores=False`` and an Architecture refuses that combination.
+
 Patterns are registered in :data:`archbench.search_space.registries.ATTENTION`; a user pattern
 subclasses :class:`AttentionPattern` and registers itself with ``uses_window=...``.
 """
@@ -25,16 +30,39 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
-from archbench.search_space.kv_cache import KVLayer, LayerCache, LinearState, positions
+from archbench.search_space.kv_cache import AttentionCache, KVLayer, LinearState, positions
 from archbench.search_space.registries import ATTENTION
 
 MaskMod = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+class PositionBias(Protocol):
+    """An additive attention-score bias that depends on query and key positions only."""
+
+    def __call__(self, q_pos: Tensor, kv_pos: Tensor) -> Tensor:
+        """The bias ``(H, Tq, Tk)`` for queries at ``q_pos`` and keys at ``kv_pos``."""
+        ...
+
+    def score_mod(self) -> ScoreMod:
+        """The same bias as a FlexAttention ``score_mod`` over absolute indices."""
+        ...
+
+
+def biased_mask(
+    allowed: Tensor | None, bias: PositionBias, q_pos: Tensor, kv_pos: Tensor, dtype: torch.dtype
+) -> Tensor:
+    """SDPA's float mask: the bias where ``allowed`` (None: everywhere), minus infinity elsewhere."""
+    scores = bias(q_pos, kv_pos).to(dtype)
+    return scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))
+
 
 _FLEX_COMPILE: bool | None = None  # None: decided per device (compiled on CUDA, eager on CPU)
 _compiled_flex: Callable[..., Tensor] | None = None
@@ -77,16 +105,26 @@ def _gqa(q: Tensor, k: Tensor) -> bool:
     return k.shape[-3] != q.shape[-3]
 
 
-def _flex(q: Tensor, k: Tensor, v: Tensor, block_mask: BlockMask) -> Tensor:
+def _flex(q: Tensor, k: Tensor, v: Tensor, block_mask: BlockMask, score_mod: ScoreMod | None = None) -> Tensor:
     global _compiled_flex
     gqa = _gqa(q, k)
     if flex_compiled(q.device):
         if _compiled_flex is None:
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
-        return _compiled_flex(q, k, v, block_mask=block_mask, enable_gqa=gqa)  # type: ignore[return-value]
+        return _compiled_flex(  # type: ignore[return-value]
+            q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-        return flex_attention(q, k, v, block_mask=block_mask, enable_gqa=gqa)  # type: ignore[return-value]
+        return flex_attention(  # type: ignore[return-value]
+            q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa
+        )
+
+
+def _tensors(bias: PositionBias) -> list[Tensor]:
+    """The bias's parameters, if it is a module (whether it learns decides flex or SDPA)."""
+    params = getattr(bias, "parameters", None)
+    return list(params()) if callable(params) else []
 
 
 def flex_block_size(window: int) -> int:
@@ -101,12 +139,13 @@ class AttentionPattern:
     """Maps (q, k, v) -> output. ``causal`` is False for the encoder."""
 
     uses_window = False
+    scores = True  # computes a score matrix (so a position bias can be added to it)
 
     def __init__(self, window: int = 0, causal: bool = True) -> None:
         self.window = window
         self.causal = causal
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor, bias: PositionBias | None = None) -> Tensor:
         raise NotImplementedError
 
     def kept_fraction(self, seq_len: int) -> float:
@@ -129,13 +168,17 @@ class AttentionPattern:
         if not self.causal:
             raise ValueError("incremental decoding needs a causal (decoder) attention pattern")
 
-    def prefill(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, LayerCache]:
+    def prefill(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: PositionBias | None = None
+    ) -> tuple[Tensor, AttentionCache]:
         """The prompt's output (the same kernel as the full forward) and the cache for the next token."""
         self._check_causal()
         s = q.shape[-2]
-        return self(q, k, v), self.keep(KVLayer(k, v, positions(0, s, q.device)), s)
+        return self(q, k, v, bias), self.keep(KVLayer(k, v, positions(0, s, q.device)), s)
 
-    def step(self, q: Tensor, k: Tensor, v: Tensor, cache: LayerCache, pos: int) -> tuple[Tensor, LayerCache]:
+    def step(
+        self, q: Tensor, k: Tensor, v: Tensor, cache: AttentionCache, pos: int, bias: PositionBias | None = None
+    ) -> tuple[Tensor, AttentionCache]:
         """Output for new tokens at ``pos .. pos + T - 1`` given the cache of everything before them."""
         self._check_causal()
         assert isinstance(cache, KVLayer), f"{type(self).__name__} keeps keys and values, not {type(cache).__name__}"
@@ -144,6 +187,8 @@ class AttentionPattern:
         kv_pos = torch.cat([cache.positions, q_pos])
         k_all, v_all = torch.cat([cache.k, k], dim=-2), torch.cat([cache.v, v], dim=-2)
         mask = self.allowed(q_pos, kv_pos)
+        if bias is not None:
+            mask = biased_mask(mask, bias, q_pos, kv_pos, q.dtype)
         out = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, enable_gqa=_gqa(q, k))
         return out, self.keep(KVLayer(k_all, v_all, kv_pos), pos + t)
 
@@ -152,8 +197,12 @@ class AttentionPattern:
 class Dense(AttentionPattern):
     """Full (causal) attention through SDPA."""
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, enable_gqa=_gqa(q, k))
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor, bias: PositionBias | None = None) -> Tensor:
+        if bias is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, enable_gqa=_gqa(q, k))
+        pos = positions(0, q.shape[-2], q.device)
+        mask = biased_mask(self.allowed(pos, pos) if self.causal else None, bias, pos, pos, q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=_gqa(q, k))
 
     def kept_fraction(self, seq_len: int) -> float:
         return (seq_len + 1) / (2 * seq_len) if self.causal else 1.0
@@ -183,11 +232,18 @@ class MaskedPattern(AttentionPattern):
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
         return not needs_grad and flex_compiled(q.device)
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor, bias: PositionBias | None = None) -> Tensor:
         seq_len = q.shape[-2]
-        if self.use_flex(q, k, v):
-            return _flex(q, k, v, self.block_mask(seq_len, q.device))
+        # A bias that learns goes through SDPA: flex's backward through a captured parameter is not
+        # something every torch this project supports does.
+        learns = bias is not None and torch.is_grad_enabled() and any(p.requires_grad for p in _tensors(bias))
+        if self.use_flex(q, k, v) and not learns:
+            score_mod = bias.score_mod() if bias is not None else None
+            return _flex(q, k, v, self.block_mask(seq_len, q.device), score_mod)
         mask = self.dense_mask(seq_len, q.device)
+        if bias is not None:
+            pos = positions(0, seq_len, q.device)
+            mask = biased_mask(mask, bias, pos, pos, q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=_gqa(q, k))
 
     def kept_fraction(self, seq_len: int) -> float:
@@ -286,7 +342,7 @@ def _feature_map(x: Tensor) -> Tensor:
     return F.elu(x) + 1.0
 
 
-@ATTENTION.register("linear", uses_window=False)
+@ATTENTION.register("linear", uses_window=False, scores=False)
 class Linear(AttentionPattern):
     """Linear attention with feature map elu(x)+1; causal by chunked prefix sums.
 
@@ -296,8 +352,10 @@ class Linear(AttentionPattern):
 
     chunk = 64
     eps = 1e-6
+    scores = False
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor, bias: PositionBias | None = None) -> Tensor:
+        _no_bias(bias)
         dtype = q.dtype
         if _gqa(q, k):  # each kv head serves a group of query heads
             group = q.shape[-3] // k.shape[-3]
@@ -332,15 +390,21 @@ class Linear(AttentionPattern):
     def kept_fraction(self, seq_len: int) -> float:
         return 0.0  # no S x S score matrix: cost is linear in S (counted separately)
 
-    def prefill(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, LayerCache]:
+    def prefill(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: PositionBias | None = None
+    ) -> tuple[Tensor, AttentionCache]:
         self._check_causal()
+        _no_bias(bias)
         kf, vf = _feature_map(k.float()), v.float()  # per kv head: grouped queries share the state
         state = LinearState(torch.einsum("bhsd,bhse->bhde", kf, vf), kf.sum(dim=2))
         return self(q, k, v), state
 
-    def step(self, q: Tensor, k: Tensor, v: Tensor, cache: LayerCache, pos: int) -> tuple[Tensor, LayerCache]:
+    def step(
+        self, q: Tensor, k: Tensor, v: Tensor, cache: AttentionCache, pos: int, bias: PositionBias | None = None
+    ) -> tuple[Tensor, AttentionCache]:
         """Recurrent form: constant work and memory per token, whatever the context."""
         self._check_causal()
+        _no_bias(bias)
         assert isinstance(cache, LinearState), f"linear attention carries a LinearState, not {type(cache).__name__}"
         b, h, t, d = q.shape
         hk = k.shape[-3]
@@ -355,6 +419,11 @@ class Linear(AttentionPattern):
         out = (num / (den.unsqueeze(-1) + self.eps)).reshape(b, h, t, -1).to(q.dtype)
         state = LinearState(cache.kv + torch.einsum("bhsd,bhse->bhde", kf, vf), cache.z + kf.sum(dim=2))
         return out, state
+
+
+def _no_bias(bias: PositionBias | None) -> None:
+    if bias is not None:
+        raise ValueError("linear attention has no score matrix to add a position bias to")
 
 
 def make_pattern(name: str, window: int, causal: bool) -> AttentionPattern:

@@ -11,6 +11,12 @@ What a layer keeps depends on its attention pattern (see :mod:`.attention`):
 * block-sparse: the first block and the blocks the next query can still see (bounded by 3 blocks);
 * linear: the recurrent state ``sum phi(k) v^T`` and ``sum phi(k)`` (constant size, fp32).
 
+A layer with dynamic depth keeps a cache per sequence (its router sent different tokens of each through
+it), the count it sent and the sum of its router's scores: a :class:`RoutedLayer`.
+
+Primer's convolution after the q, k and v projections (``qkv_conv``) also needs the layer's last two
+projection outputs: such a layer's cache is a :class:`ConvLayer` wrapping its attention cache.
+
 The residual types need nothing more per token: the value residual's mixed values are what the dense
 cache stores, and DenseFormer's depth-weighted average is taken per token within one step.
 """
@@ -58,7 +64,44 @@ class LinearState:
         return self.kv.numel() * self.kv.element_size() + self.z.numel() * self.z.element_size()
 
 
-LayerCache = KVLayer | LinearState
+AttentionCache = KVLayer | LinearState
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A layer with Primer's causal convolution: its attention cache and ``tail``, the last two fused
+    q/k/v projection outputs before the convolution ``(B, 2, C)`` (zeros before the sequence starts)."""
+
+    attn: AttentionCache
+    tail: Tensor
+
+    @property
+    def length(self) -> int:
+        return self.attn.length
+
+    def nbytes(self) -> int:
+        return self.attn.nbytes() + self.tail.numel() * self.tail.element_size()
+
+
+@dataclass(frozen=True)
+class RoutedLayer:
+    """A layer with dynamic depth (``depth_capacity < 1``): each sequence's own cache of the tokens its
+    router sent through the layer (None before the first), how many it sent, ``routed`` ``(B,)``, and the
+    sum of its router's scores so far, ``score_sum`` ``(B,)`` float64 (tokens are wanted against its mean)."""
+
+    seqs: tuple[AttentionCache | ConvLayer | None, ...]
+    routed: Tensor
+    score_sum: Tensor
+
+    @property
+    def length(self) -> int:
+        return max((s.length for s in self.seqs if s is not None), default=0)
+
+    def nbytes(self) -> int:
+        return sum(s.nbytes() for s in self.seqs if s is not None)
+
+
+LayerCache = KVLayer | LinearState | ConvLayer | RoutedLayer
 
 
 @dataclass(frozen=True)

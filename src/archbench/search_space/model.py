@@ -10,10 +10,19 @@ a mean-pooled classification head. Every field of :class:`Architecture` is reali
 * ``residual`` / ``drop_path`` via :mod:`.residual`; ``attention`` / ``window`` via :mod:`.attention`,
   per layer as the layout (``global_every``, ``global_last``) says: global layers dense, the rest cheap;
 * ``pos_encoding``: learned absolute embeddings (starting from the sinusoidal table, see
-  :func:`sinusoids`), rotary (RoPE on q and k) or none (NoPE);
+  :func:`sinusoids`), rotary (RoPE on q and k), none (NoPE) or relative (a learned per-head bias on the
+  attention scores by clipped relative distance, :class:`~.seed_modules.RelativeBias`);
+* ``qkv_conv``: Primer's causal depthwise convolution (width 3) after the q, k and v projections;
+* ``recursion_rank``: relaxed recursion, a per-depth LoRA of that rank on every linear layer of the
+  shared blocks (:class:`~.seed_modules.LowRank`; 0 is plain sharing);
+* ``depth_capacity``: dynamic depth, a router per layer (after the first) that sends at most that
+  fraction of the tokens through it, causally (:class:`~.seed_modules.DepthRouter`); the rest skip it;
 * ``tie_embeddings``, ``bias``, ``vocab_size``, ``max_seq_len``; ``norm`` picks LayerNorm or RMSNorm.
 
 ``quant`` is applied after training by :func:`archbench.search_space.quantize.quantize`.
+Over 400 lines for a reason: the block, the trunk (with its dynamic-depth routing, which needs the
+trunk's pattern, positions and per-layer caches) and both models stay one readable file; the seed
+methods' own modules live in :mod:`.seed_modules`.
 Building works under ``torch.device("meta")`` (nothing here reads parameter values at init).
 """
 
@@ -30,12 +39,14 @@ from torch import Tensor, nn
 
 from archbench.search_space.architecture import Architecture
 from archbench.search_space.attention import AttentionPattern, make_pattern
-from archbench.search_space.kv_cache import KVCache, LayerCache
+from archbench.search_space.kv_cache import ConvLayer, KVCache, LayerCache, RoutedLayer
 from archbench.search_space.registries import RESIDUALS
 from archbench.search_space.residual import Connection, ResidualType, make_norm
+from archbench.search_space.seed_modules import DepthRouter, LayerAdapter, LowRank, RelativeBias
 
 ValueMix = tuple[Tensor, int]  # (the per-layer λ parameter of shape (depth-1, 2), this layer's row)
 POS_INIT_SCALE = 0.02  # learned position embeddings start as this times the sinusoidal table (as wte's std)
+CONV_WIDTH = 3  # Primer's depthwise convolution: the token and the two before it
 
 
 def sinusoids(n: int, d: int, device: torch.device | str | None = None) -> Tensor:
@@ -83,6 +94,10 @@ class Rotary(nn.Module):
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
+def _adapted(linear: nn.Linear, delta: LowRank | None, x: Tensor) -> Tensor:
+    return linear(x) if delta is None else linear(x) + delta(x)
+
+
 class SelfAttention(nn.Module):
     """Self-attention with a fused qkv projection (GPT-2's layout when ``kv_heads == heads``); with
     grouped queries the k and v parts have ``kv_heads`` heads each."""
@@ -93,6 +108,18 @@ class SelfAttention(nn.Module):
         self.kv_dim = arch.kv_heads * arch.head_dim
         self.qkv = nn.Linear(arch.width, arch.width + 2 * self.kv_dim, bias=arch.bias)
         self.proj = nn.Linear(arch.width, arch.width, bias=arch.bias)
+        channels = arch.width + 2 * self.kv_dim
+        # Primer: one width-3 kernel per channel of q, k and v (so per head), causal by left padding.
+        self.conv = nn.Conv1d(channels, channels, CONV_WIDTH, groups=channels, bias=False) if arch.qkv_conv else None
+        self.rel_bias = RelativeBias(arch.heads, arch.max_seq_len) if arch.pos_encoding == "relative" else None
+
+    def convolve(self, h: Tensor, past: ConvLayer | None) -> tuple[Tensor, Tensor]:
+        """The causal depthwise convolution of the projections ``h`` (B, S, C), continuing ``past``'s last
+        two inputs (zeros at the start), and the last two inputs after ``h``."""
+        assert self.conv is not None
+        before = past.tail if past is not None else h.new_zeros(h.shape[0], CONV_WIDTH - 1, h.shape[-1])
+        seq = torch.cat([before, h], dim=1)
+        return self.conv(seq.transpose(1, 2)).transpose(1, 2), seq[:, -(CONV_WIDTH - 1) :]
 
     def forward(
         self,
@@ -102,6 +129,7 @@ class SelfAttention(nn.Module):
         v_first: Tensor | None,
         v_mix: ValueMix | None,
         slot: DecodeSlot | None = None,
+        lora: LayerAdapter | None = None,
     ) -> tuple[Tensor, Tensor, LayerCache | None]:
         """Returns the output, this layer's values (before any value-residual mixing) and its cache.
 
@@ -110,7 +138,14 @@ class SelfAttention(nn.Module):
         The cache holds the values *after* value-residual mixing: they are what later queries attend to.
         """
         b, s, w = x.shape
-        q, k, v = self.qkv(x).split([w, self.kv_dim, self.kv_dim], dim=-1)
+        h = _adapted(self.qkv, lora.qkv if lora is not None else None, x)
+        past = slot.past if slot is not None else None
+        tail: Tensor | None = None
+        if self.conv is not None:
+            h, tail = self.convolve(h, past if isinstance(past, ConvLayer) else None)
+        if isinstance(past, ConvLayer):
+            past = past.attn
+        q, k, v = h.split([w, self.kv_dim, self.kv_dim], dim=-1)
         q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
         k = k.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -123,13 +158,17 @@ class SelfAttention(nn.Module):
         if rotary is not None:
             q, k = rotary(q, offset), rotary(k, offset)
         present: LayerCache | None = None
+        bias = self.rel_bias
         if slot is None:
-            y = pattern(q, k, v)
-        elif slot.past is None:
-            y, present = pattern.prefill(q, k, v)
+            y = pattern(q, k, v, bias)
+        elif past is None:
+            y, present = pattern.prefill(q, k, v, bias)
         else:
-            y, present = pattern.step(q, k, v, slot.past, slot.pos)
-        return self.proj(y.transpose(1, 2).reshape(b, s, w)), v_own, present
+            y, present = pattern.step(q, k, v, past, slot.pos, bias)  # type: ignore[arg-type]
+        if present is not None and tail is not None:
+            present = ConvLayer(present, tail)  # type: ignore[arg-type]
+        out = _adapted(self.proj, lora.proj if lora is not None else None, y.transpose(1, 2).reshape(b, s, w))
+        return out, v_own, present
 
 
 class FeedForward(nn.Module):
@@ -147,12 +186,15 @@ class FeedForward(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return [m for m in (self.fc, self.gate, self.proj) if m is not None]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, lora: LayerAdapter | None = None) -> Tensor:
+        fc = _adapted(self.fc, lora.fc if lora is not None else None, x)
         if self.gate is not None:
-            return self.proj(F.silu(self.gate(x)) * self.fc(x))
-        if self.act == "relu2":
-            return self.proj(F.relu(self.fc(x)).square())
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+            hidden = F.silu(_adapted(self.gate, lora.gate if lora is not None else None, x)) * fc
+        elif self.act == "relu2":
+            hidden = F.relu(fc).square()
+        else:
+            hidden = F.gelu(fc, approximate="tanh")
+        return _adapted(self.proj, lora.ffn_proj if lora is not None else None, hidden)
 
 
 class Block(nn.Module):
@@ -175,22 +217,26 @@ class Block(nn.Module):
         v_mix: ValueMix | None = None,
         slot: DecodeSlot | None = None,
         in_scale: float = 1.0,
+        lora: LayerAdapter | None = None,
     ) -> tuple[Tensor, Tensor, LayerCache | None]:
         """The layer's output, its attention values and (with a ``slot``) its cache after the step.
 
-        ``in_scale`` multiplies both sublayers' inputs (the residual type's :meth:`~.ResidualType.input_scale`).
+        ``in_scale`` multiplies both sublayers' inputs (the residual type's :meth:`~.ResidualType.input_scale`);
+        ``lora``: this depth's low-rank updates of the (shared) block.
         """
         values: list[Tensor] = []
         presents: list[LayerCache | None] = []
 
         def attend(h: Tensor) -> Tensor:
-            out, v, present = self.attn(h if in_scale == 1.0 else in_scale * h, pattern, rotary, v_first, v_mix, slot)
+            out, v, present = self.attn(
+                h if in_scale == 1.0 else in_scale * h, pattern, rotary, v_first, v_mix, slot, lora
+            )
             values.append(v)
             presents.append(present)
             return out
 
         def ffn(h: Tensor) -> Tensor:
-            return self.ffn(h if in_scale == 1.0 else in_scale * h)
+            return self.ffn(h if in_scale == 1.0 else in_scale * h, lora)
 
         x = self.attn_conn(x, attend, rate)
         x = self.ffn_conn(x, ffn, rate)
@@ -213,6 +259,13 @@ class Trunk(nn.Module):
         self.wpe = nn.Embedding(arch.max_seq_len, arch.width) if arch.pos_encoding == "learned" else None
         self.rotary = Rotary(arch.head_dim, arch.max_seq_len) if arch.pos_encoding == "rope" else None
         self.blocks = nn.ModuleList(Block(arch, self.residual) for _ in range(arch.unique_layers))
+        # Dynamic depth: a router per layer after the first (the first sees every token, as MoD keeps
+        # full-capacity blocks, and gives the value residual its values).
+        self.routers = (
+            nn.ModuleList(DepthRouter(arch) for _ in range(arch.depth - 1)) if arch.depth_capacity < 1.0 else None
+        )
+        # Relaxed recursion: each depth adapts its shared block by its own low-rank updates.
+        self.adapters = nn.ModuleList(LayerAdapter(arch) for _ in range(arch.depth)) if arch.recursion_rank else None
         # Per-depth parameters stay per layer even when blocks are shared.
         self.value_mix = (
             nn.Parameter(torch.full((arch.depth - 1, 2), 0.5))
@@ -252,7 +305,16 @@ class Trunk(nn.Module):
                 nn.init.normal_(lin.weight, std=std)
                 if lin.bias is not None:
                     nn.init.zeros_(lin.bias)
+            if block.attn.conv is not None:  # identity (all weight on the current token): starts as plain attention
+                with torch.no_grad():
+                    block.attn.conv.weight.zero_()
+                    block.attn.conv.weight[:, 0, -1] = 1.0
             self.residual.init_block(block, arch)
+        for router in self.routers or ():
+            # Scores start near 0 either side: about half the tokens are wanted, and every layer gets some
+            # (a router that wants no token gets no gradient, see DepthRouter).
+            nn.init.normal_(router.score.weight, std=0.02)
+            nn.init.zeros_(router.score.bias)
 
     def drop_rate(self, layer: int) -> float:
         """Stochastic-depth rate of ``layer``: linear from 0 to ``drop_path`` (Huang et al., 2016)."""
@@ -300,7 +362,13 @@ class Trunk(nn.Module):
             v_mix = (self.value_mix, layer - 1) if self.value_mix is not None and layer > 0 else None
             slot = slots[layer] if slots else None
             rate, in_scale = self.drop_rate(layer), self.in_scales[layer]
-            x, v, present = block(x, self.patterns[layer], self.rotary, rate, v_first, v_mix, slot, in_scale)
+            lora = self.adapters[layer] if self.adapters is not None else None
+            if self.routers is not None and layer > 0:
+                x, present = self.routed(self.routers[layer - 1], block, x, layer, v_first, v_mix, slot, lora)
+                v = x  # unused: only layer 0's values feed the value residual
+            else:
+                pattern = self.patterns[layer]
+                x, v, present = block(x, pattern, self.rotary, rate, v_first, v_mix, slot, in_scale, lora)
             presents.append(present)
             if layer == 0 and self.residual.value_residual:
                 v_first = v
@@ -310,6 +378,43 @@ class Trunk(nn.Module):
         if self.norm_f is not None:
             x = self.norm_f(x)
         return x, tuple(presents)
+
+    def routed(
+        self,
+        router: DepthRouter,
+        block: Block,
+        x: Tensor,
+        layer: int,
+        v_first: Tensor | None,
+        v_mix: ValueMix | None,
+        slot: DecodeSlot | None,
+        lora: LayerAdapter | None,
+    ) -> tuple[Tensor, LayerCache | None]:
+        """``block`` on the tokens ``router`` sends through it, gathered per sequence (skipped tokens cost
+        nothing), the rest unchanged. The layer sees each sequence's routed tokens as its own sequence:
+        its attention, convolution and positions (rotary, relative) run over them, in order."""
+        past = slot.past if slot is not None else None
+        assert past is None or isinstance(past, RoutedLayer)
+        b = x.shape[0]
+        before = past.routed if past is not None else torch.zeros(b, dtype=torch.long, device=x.device)
+        sums = past.score_sum if past is not None else torch.zeros(b, dtype=torch.float64, device=x.device)
+        routed, gate, after, sums = router(x, slot.pos if slot is not None else 0, before, sums)
+        delta = torch.zeros_like(x)
+        seqs: list[Any] = []
+        for i in range(b):
+            idx = routed[i].nonzero().squeeze(1).to(x.device)
+            seq_past = past.seqs[i] if past is not None else None
+            if idx.numel() == 0:
+                seqs.append(seq_past)
+                continue
+            xi = x[i : i + 1, idx]
+            vi = v_first[i : i + 1, :, idx] if v_first is not None else None
+            si = DecodeSlot(int(before[i]), seq_past) if slot is not None else None
+            rate, in_scale = self.drop_rate(layer), self.in_scales[layer]
+            yi, _, present = block(xi, self.patterns[layer], self.rotary, rate, vi, v_mix, si, in_scale, lora)
+            delta[i, idx] = gate[i, idx, None] * (yi[0] - xi[0])
+            seqs.append(present)
+        return x + delta, (RoutedLayer(tuple(seqs), after, sums) if slot is not None else None)
 
 
 class DecoderLM(nn.Module):

@@ -32,4 +32,4 @@ _ATT = "archbench.search_space.attention"
 ATTENTION.register_lazy("dense", f"{_ATT}:Dense", uses_window=False)
 ATTENTION.register_lazy("sliding_window", f"{_ATT}:SlidingWindow", uses_window=True)
 ATTENTION.register_lazy("block_sparse", f"{_ATT}:BlockSparse", uses_window=True)
-ATTENTION.register_lazy("linear", f"{_ATT}:Linear", uses_window=False)
+ATTENTION.register_lazy("linear", f"{_ATT}:Linear", uses_window=False, scores=False)

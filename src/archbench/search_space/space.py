@@ -9,7 +9,8 @@ A space is plain data (``conf/space/*.yaml``)::
       unique_layers: [1, null]  # null: no sharing (one block per layer)
 
 Fields left out keep the Architecture's default. The constraints are the Architecture's own
-(heads divide width, unique_layers divide depth, windows below max_seq_len, even head size for rope)
+(heads divide width, unique_layers divide depth, windows below max_seq_len, even head size for rope,
+relative positions only with a score-computing pattern, a recursion rank only with shared layers)
 plus the device's (``for_device`` drops the quant modes it cannot run). Constraints only couple a few
 fields, so the valid combinations of those are enumerated once; sampling is uniform over distinct
 valid architectures and decoding an arbitrary choice vector *repairs* it to the nearest valid one
@@ -40,7 +41,7 @@ from archbench.search_space.architecture import Architecture
 # Fields that appear in a constraint together; everything else may be chosen independently.
 COUPLED = (
     "depth", "unique_layers", "width", "heads", "kv_heads", "pos_encoding", "attention", "window", "max_seq_len",
-    "global_every", "global_last",
+    "global_every", "global_last", "recursion_rank",  # recursion_rank: only with shared layers
 )  # fmt: skip
 # Fields whose default (None) follows another field: unique_layers = depth, kv_heads = heads.
 _FOLLOWS = {"unique_layers": "depth", "kv_heads": "heads"}
