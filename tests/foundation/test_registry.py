@@ -24,7 +24,7 @@ def test_unknown_names_list_known_ones() -> None:
 def test_lazy_entries_resolve_to_classes() -> None:
     assert issubclass(RESIDUALS.get("laurel"), ResidualType)
     assert ATTENTION.meta("sliding_window") == {"uses_window": True}
-    assert ATTENTION.meta("linear") == {"uses_window": False}
+    assert ATTENTION.meta("linear") == {"uses_window": False, "scores": False}
 
 
 def test_double_registration_is_refused() -> None:

@@ -158,13 +158,14 @@ class SelfAttention(nn.Module):
         if rotary is not None:
             q, k = rotary(q, offset), rotary(k, offset)
         present: LayerCache | None = None
-        bias = self.rel_bias
+        # The bias only when there is one: a pattern registered by a user needs no bias argument.
+        bias = () if self.rel_bias is None else (self.rel_bias,)
         if slot is None:
-            y = pattern(q, k, v, bias)
+            y = pattern(q, k, v, *bias)
         elif past is None:
-            y, present = pattern.prefill(q, k, v, bias)
+            y, present = pattern.prefill(q, k, v, *bias)
         else:
-            y, present = pattern.step(q, k, v, past, slot.pos, bias)  # type: ignore[arg-type]
+            y, present = pattern.step(q, k, v, past, slot.pos, *bias)  # type: ignore[arg-type]
         if present is not None and tail is not None:
             present = ConvLayer(present, tail)  # type: ignore[arg-type]
         out = _adapted(self.proj, lora.proj if lora is not None else None, y.transpose(1, 2).reshape(b, s, w))
