@@ -55,3 +55,33 @@ def test_positions_per_pattern_as_documented() -> None:
     assert kv_cache_bytes(linear, c) == kv_cache_bytes(linear, 1) == depth * linear.kv_heads * (d * d + d) * 4
     dense = _arch("dense")
     assert kv_cache_bytes(dense, c, bytes_per_value=2) * 2 == kv_cache_bytes(dense, c)
+
+
+def test_primers_convolution_adds_its_two_inputs_per_layer_exactly() -> None:
+    """qkv_conv keeps the last two fused q/k/v projection outputs per layer: the formula counts them."""
+    ids = torch.randint(0, 16, (2, 12), generator=torch.Generator().manual_seed(2))
+    for attention in ("dense", "sliding_window"):
+        arch = _arch(attention, qkv_conv=True)
+        model = build(arch).eval()
+        with torch.inference_mode():
+            for context in (1, 2, 7, 12):
+                _, cache = model.decode(ids[:, :context])
+                assert cache.nbytes() == kv_cache_bytes(arch, context, batch=2), (attention, context)
+        plain = _arch(attention)
+        tail = arch.depth * 2 * (arch.width + 2 * arch.kv_heads * arch.head_dim) * 4
+        assert kv_cache_bytes(arch, 7) == kv_cache_bytes(plain, 7) + tail
+
+
+def test_dynamic_depth_caches_at_most_the_capacity_bound() -> None:
+    """Layers 1.. keep only routed tokens: never more than floor(capacity * C), layer 0 keeps all C."""
+    ids = torch.randint(0, 16, (1, 24), generator=torch.Generator().manual_seed(3))
+    arch = _arch("dense", depth=3, depth_capacity=0.5)
+    full = _arch("dense", depth=3)
+    torch.manual_seed(0)
+    model = build(arch).eval()
+    with torch.inference_mode():
+        for context in (2, 9, 24):
+            _, cache = model.decode(ids[:, :context])
+            assert cache.nbytes() <= kv_cache_bytes(arch, context), context
+            assert kv_cache_positions(arch, context) == context + 2 * (context // 2)
+            assert kv_cache_bytes(arch, context) < kv_cache_bytes(full, context)

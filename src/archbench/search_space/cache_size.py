@@ -12,11 +12,19 @@ What a layer keeps after ``context`` tokens (:mod:`.kv_cache`; the same rules as
   :func:`linear_state_positions`.
 
 So with ``g`` global layers of ``L``, window ``W`` and context ``C``, a windowed model keeps
-``g * C + (L - g) * min(C, W - 1)`` positions per head group. :func:`kv_cache_bytes` equals
+``g * C + (L - g) * min(C, W - 1)`` positions per head group.
+
+Two seed methods add to it. Primer's convolution (``qkv_conv``) keeps, per layer and sequence, the last two
+fused q/k/v projection outputs (``width + 2 * kv_heads * head_dim`` values each). Dynamic depth
+(``depth_capacity < 1``) lets layers 1.. cache only the tokens their router sent through, at most
+``floor(capacity * C)`` of ``C`` (the router's causal capacity rule): the sizes here are that bound, which
+the real cache reaches when the router wants every token it may take. :func:`kv_cache_bytes` equals
 ``KVCache.nbytes()`` of the model's cache after ``context`` tokens (tests/foundation/test_layouts.py).
 """
 
 from __future__ import annotations
+
+import math
 
 from archbench.search_space.architecture import Architecture
 
@@ -58,7 +66,17 @@ def kv_cache_positions(arch: Architecture, context: int) -> int:
     """Cached positions per key/value head, summed over layers, after ``context`` tokens (a linear layer
     keeps none: its state is in :func:`kv_cache_bytes`)."""
     _check_context(context)
-    return sum(layer_positions(arch.layer_attention(i), arch.window, arch.head_dim, context) for i in range(arch.depth))
+    return sum(
+        layer_positions(arch.layer_attention(i), arch.window, arch.head_dim, _tokens(arch, i, context))
+        for i in range(arch.depth)
+    )
+
+
+def _tokens(arch: Architecture, layer: int, context: int) -> int:
+    """The tokens of ``context`` that reach ``layer``'s cache at most (dynamic depth routes layers 1..)."""
+    if layer == 0 or arch.depth_capacity >= 1.0:
+        return context
+    return math.floor(arch.depth_capacity * context + 1e-9)
 
 
 def kv_cache_bytes(arch: Architecture, context: int, batch: int = 1, bytes_per_value: int | None = None) -> int:
@@ -69,11 +87,15 @@ def kv_cache_bytes(arch: Architecture, context: int, batch: int = 1, bytes_per_v
         raise ValueError(f"batch={batch!r}: must be an integer >= 1")
     value = VALUE_BYTES[arch.quant] if bytes_per_value is None else bytes_per_value
     d, groups = arch.head_dim, arch.kv_heads
+    tail = 2 * (arch.width + 2 * groups * d) * value if arch.qkv_conv else 0  # Primer's last two q/k/v inputs
     total = 0
     for i in range(arch.depth):
-        pattern = arch.layer_attention(i)
+        pattern, tokens = arch.layer_attention(i), _tokens(arch, i, context)
+        if tokens == 0:
+            continue  # a routed layer no token has reached keeps nothing yet
         if pattern == "linear":
-            total += (d * d + d) * STATE_BYTES
+            total += (d * d + d) * STATE_BYTES * groups
         else:
-            total += layer_positions(pattern, arch.window, d, context) * 2 * d * value
-    return total * groups * batch
+            total += layer_positions(pattern, arch.window, d, tokens) * 2 * d * value * groups
+        total += tail
+    return total * batch
