@@ -24,7 +24,7 @@ def test_space_show_default_and_named(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = run(capsys, "space", "show")
     assert code == 0 and "lm_tiny" in out and "903,168" in out
     code, out, _ = run(capsys, "space", "show", "space=lm_small")
-    assert code == 0 and "lm_small" in out and "459,970,560" in out
+    assert code == 0 and "lm_small" in out and "1,084,216,320" in out
 
 
 def test_space_show_with_hydra_overrides_and_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
