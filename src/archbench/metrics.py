@@ -169,6 +169,9 @@ def names(**match: object) -> tuple[str, ...]:
     return tuple(m.name for m in TABLE if all(getattr(m, k) == v for k, v in match.items()))
 
 
+TRAINED_ONLY = (*names(source="validation"), *names(source="training"))  # only a trained model reports these
+
+
 def at_workload(metric: str, workload: str) -> str:
     """The column of ``metric`` measured at the named ``workload``: ``metric@workload``."""
     return f"{metric}{WORKLOAD_SEP}{workload}"

@@ -29,12 +29,21 @@ NAMES = TRIAL_EVALUATORS.names()
 
 def config(name: str, tmp: Path) -> SearchConfig:
     """One search's settings, the same for every evaluator (its table, for those that read one, is the
-    study's own leaderboard)."""
+    study's own leaderboard); it ranks on quality where the evaluator reports it (``quality``)."""
+    first = "val_loss" if TRIAL_EVALUATORS.get(name).quality else "params"
     return SearchConfig(
         space=SPACE, task="charlm", budget="steps=1", evaluator=name, leaderboard=str(tmp / "lb"),
-        objectives=(Objective("val_loss"), Objective("latency_ms")), ray=RayConfig(executor="inline"),
+        objectives=(Objective(first), Objective("latency_ms")), ray=RayConfig(executor="inline"),
         progress=False, plot=False,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not TRIAL_EVALUATORS.get(n).quality])
+def test_an_evaluator_without_quality_refuses_a_study_on_it_in_one_line(name: str, tmp_path: Path) -> None:
+    for metric in ("val_loss", "val_acc", "train_time_s"):
+        with pytest.raises(ConfigError, match=metric) as info:
+            dataclasses.replace(config(name, tmp_path), objectives=(Objective(metric), Objective("latency_ms")))
+        assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -47,6 +56,7 @@ def test_builds_from_a_search_config_and_keeps_the_protocol(name: str, tmp_path:
     assert isinstance(evaluator.task, str) and evaluator.task == cls.task_of(cfg)  # rows name the study's task
     assert isinstance(evaluator.budget, str) and evaluator.budget
     assert isinstance(evaluator.measure, bool) and isinstance(evaluator.cacheable, bool)
+    assert isinstance(evaluator.quality, bool)
     assert isinstance(evaluator.run_settings(), RunSettings)
     assert pickle.loads(pickle.dumps(evaluator)) == evaluator  # it travels to a Ray worker with each trial
 

@@ -75,7 +75,7 @@ from archbench.trial import NOT_VALIDATED, TrialResult, utc_now
 
 
 @dataclass
-class _Outcome:
+class Outcome:
     """Mutable scratch record of one run (turned into the frozen TrialResult at the end)."""
 
     status: str = "ok"
@@ -127,10 +127,10 @@ def _run(
     save_state: Path | None = None,
     resume_from: Path | None = None,
     save_weights: Path | None = None,
-) -> _Outcome:
+) -> Outcome:
     """Train, validate, quantize and validate again (unless ``validate_quant`` is False: the quantized
     model is still built, for measurement, but not scored); exceptions propagate to :func:`evaluate`."""
-    out = _Outcome()
+    out = Outcome()
     batch_size = config.batch_size or task.batch_size
     cuda = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # the caller's global RNG state is left as it was
@@ -274,23 +274,23 @@ def evaluate(
 
     reason = unsupported_reason(arch.quant, dev)
     if reason is not None:
-        out = _Outcome("unsupported", f"quant {arch.quant}: {reason}")
+        out = Outcome("unsupported", f"quant {arch.quant}: {reason}")
         out.null(all_quality, f"not trained: {out.reason}")
         measured = not_measured(f"not measured: {out.reason}", fingerprint(dev))
-        return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, settings)
+        return trial_result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, settings)
 
     effort = SCREEN if screen else FULL
     premeasured: Measured | None = None
     if pretrain(cons):
-        premeasured = _premeasure(arch, task_obj, dev, measure, deploy, effort)
+        premeasured = measure_untrained(arch, task_obj, dev, measure, deploy, effort)
         feasible, _, why = judge(premeasured.metrics, pretrain(cons))
         if feasible is False and screen and judge(premeasured.metrics, _untimed(pretrain(cons)))[0] is not False:
-            premeasured = _premeasure(arch, task_obj, dev, measure, deploy, FULL)  # a quick look cannot reject
+            premeasured = measure_untrained(arch, task_obj, dev, measure, deploy, FULL)  # a quick look cannot reject
             feasible, _, why = judge(premeasured.metrics, pretrain(cons))
         if feasible is False:
-            out = _Outcome("infeasible", why)
+            out = Outcome("infeasible", why)
             out.null(all_quality, f"not trained: infeasible: {why}")
-            return _result(
+            return trial_result(
                 arch, task_obj, budget_obj, seed, study, trial, started, out, premeasured, dev, settings, cons
             )
 
@@ -298,11 +298,11 @@ def evaluate(
         weights_to = Path(save_weights) if save_weights is not None else None
         out = _run(arch, task_obj, budget_obj, config, seed, dev, validate_quant, save_path, resume_path, weights_to)
     except torch.OutOfMemoryError as exc:
-        out = _Outcome("oom", f"CUDA out of memory: {one_line(exc)}")
+        out = Outcome("oom", f"CUDA out of memory: {one_line(exc)}")
     except MemoryError as exc:
-        out = _Outcome("oom", f"host out of memory: {one_line(exc)}")
+        out = Outcome("oom", f"host out of memory: {one_line(exc)}")
     except Exception as exc:
-        out = _Outcome("failed", one_line(exc))
+        out = Outcome("failed", one_line(exc))
     if out.status == "oom":
         _free_memory()  # the failed run's tensors died with its frames; hand the cache back
     out.null(all_quality, f"{out.status}: {out.reason}")
@@ -313,7 +313,7 @@ def evaluate(
         why_not = f"status {out.status}"
         measured = measurement.measure(out.deployed, arch, dev, measure, why_not=why_not, deploy=deploy, effort=effort)
     out.deployed = None
-    return _result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, settings, cons)
+    return trial_result(arch, task_obj, budget_obj, seed, study, trial, started, out, measured, dev, settings, cons)
 
 
 def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
@@ -321,10 +321,11 @@ def _untimed(constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
     return tuple(c for c in constraints if getattr(of_column(c.metric), "name", None) in UNTIMED_METRICS)
 
 
-def _premeasure(
+def measure_untrained(
     arch: Architecture, task: Task, device: torch.device, enabled: bool, deploy: Deploy, effort: Effort = FULL
 ) -> Measured:
-    """Cost metrics of the deployed form of the untrained model (cost does not depend on the weights)."""
+    """Cost metrics of the deployed form of the untrained model (cost does not depend on the weights): a
+    constraint's early verdict here, and the whole trial of :mod:`archbench.evaluators.cost`."""
     try:
         model = task.build(arch).to(device).eval()
         deployed = quantize(model, arch.quant, device, copy_model=False)
@@ -342,15 +343,15 @@ def _premeasure(
     return measured
 
 
-def _result(
+def trial_result(
     arch: Architecture,
     task: Task,
-    budget: Budget,
+    budget: Budget | str,
     seed: int,
     study: str,
     trial: int | None,
     started: str,
-    out: _Outcome,
+    out: Outcome,
     measured: Measured,
     device: torch.device,
     settings: RunSettings,

@@ -41,6 +41,7 @@ class TrialEvaluator(Protocol):
     budget: str  # its rows' budget
     measure: bool  # it measures cost on its device: its Ray task holds a whole GPU (training only: a fraction)
     cacheable: bool  # its rows may stand in for a later trial with the same cache key (real runs only)
+    quality: bool  # its rows report quality (metrics.TRAINED_ONLY): False, check() refuses a study ranking on it
 
     @classmethod
     def check(cls, config: SearchConfig) -> None:

@@ -3,11 +3,14 @@
 * ``train`` (default): :func:`archbench.evaluators.evaluate`, real training and measurement.
 * ``lookup``: answers from an existing leaderboard, a tabular benchmark made of real measurements, so
   strategies can be compared in seconds on numbers that were measured once.
+* ``cost``: measures the untrained model (:func:`archbench.evaluators.cost.measure_cost`), trains nothing: a
+  cost-only search (latency, memory, decode cache at every named workload) where training is too slow.
 * ``sleep``: sleeps a fixed time and returns the architecture's parameter count and depth as
   objectives; it exists to measure the driver's own overhead (benchmarks/driver_scaling.py).
 
 Each keeps the contract of :class:`archbench.search.evaluator.TrialEvaluator` (what the loop asks of
 it); ``tests/conformance/test_trial_evaluators.py`` checks every entry of :data:`TRIAL_EVALUATORS`.
+Over 400 lines because the registry's entries live together: each is short and they share the helpers above.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from archbench.constraints import parse_constraints
 from archbench.deploy import Deploy
 from archbench.errors import ConfigError
 from archbench.evaluators.budget import DEFAULT_BUDGET
-from archbench.metrics import of_column, split_workload
+from archbench.metrics import TRAINED_ONLY, of_column, split_workload
 from archbench.registry import Registry
 from archbench.run_settings import RunSettings
 from archbench.search.evaluator import Probe, TrialEvaluator
@@ -34,6 +37,7 @@ from archbench.train_config import TrainConfig
 from archbench.trial import METRICS, TrialResult, utc_now
 
 if TYPE_CHECKING:
+    from archbench.evaluators.task import Task
     from archbench.search.config import SearchConfig
     from archbench.search_space.space import SearchSpace
 
@@ -100,9 +104,51 @@ def flag_shared_gpu(result: TrialResult, nvml: Any = None) -> TrialResult:
     return dataclasses.replace(result, hardware={**result.hardware, "gpu_other_processes": others})
 
 
+class _BuildsModels:
+    """What the evaluators that build the task's model on this worker share (``train`` and ``cost``): the
+    device's fingerprint and quantizations, the space it runs, the task's data."""
+
+    task: str
+    threads: int
+    task_options: Mapping[str, Any]
+
+    @classmethod
+    def task_of(cls, config: SearchConfig) -> str:
+        return config.task
+
+    def probe(self) -> Probe:
+        """The fingerprint a trial's rows will carry (same device, same thread count) and the device's quants."""
+        import torch
+
+        from archbench.latency import hardware_fingerprint
+        from archbench.search_space.quantize import supported_quants
+
+        torch.set_num_threads(max(1, self.threads))
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return Probe(dict(hardware_fingerprint(device)), supported_quants(device))
+
+    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
+        check_metrics(config, probe.hardware.get("device_kind"))
+        return config.space.for_device(probe.quants or {})
+
+    def data_digest(self) -> str | None:
+        """The task's data identity, as :func:`~archbench.evaluators.evaluate` records it on each row."""
+        return self.get_task().digest()
+
+    def ready(self, progress: bool) -> None:
+        """The task's data, prepared once (:meth:`~archbench.evaluators.task.Task.ready`)."""
+        self.get_task().ready(progress=progress)
+
+    def get_task(self) -> Task:
+        """The task it builds models for, with its settings."""
+        from archbench.evaluators import get_task
+
+        return get_task(self.task, **self.task_options)
+
+
 @TRIAL_EVALUATORS.register("train")
 @dataclass(frozen=True)
-class TrainEvaluator:
+class TrainEvaluator(_BuildsModels):
     """Train for ``budget`` on ``task`` and measure on this worker's device (its GPU if Ray gave one).
 
     On a GPU the row's ``gpu_other_processes`` counts the compute processes other than this worker that
@@ -135,6 +181,7 @@ class TrainEvaluator:
     resume_budget: str | None = None  # start from the state the rung of this budget wrote
     weights_dir: str | None = None  # search.keep_weights: where the trained weights are kept (None: nowhere)
     cacheable: ClassVar[bool] = True
+    quality: ClassVar[bool] = True
 
     @classmethod
     def check(cls, config: SearchConfig) -> None:
@@ -143,10 +190,6 @@ class TrainEvaluator:
         check_metrics(config, None)
         config.trial_train_config()
         check_deployment(config)
-
-    @classmethod
-    def task_of(cls, config: SearchConfig) -> str:
-        return config.task
 
     @classmethod
     def from_search(cls, config: SearchConfig) -> TrainEvaluator:
@@ -163,13 +206,13 @@ class TrainEvaluator:
     def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
         import torch
 
-        from archbench.evaluators import evaluate, get_task
+        from archbench.evaluators import evaluate
 
         torch.set_num_threads(max(1, self.threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         save = self.state_path(trial, self.budget) if self.save_state else None
         resume = self.state_path(trial, self.resume_budget) if self.resume_budget else None
-        task = get_task(self.task, **self.task_options)
+        task = self.get_task()
         result = evaluate(
             arch, task, self.budget, seed=self.seed, device=device, study=study, trial=trial,
             measure=self.measure, config=self.train, constraints=self.constraints, deploy=self.deploy,
@@ -199,37 +242,88 @@ class TrainEvaluator:
     def keeping_weights(self, weights_dir: str) -> TrainEvaluator:
         return dataclasses.replace(self, weights_dir=weights_dir)
 
-    def probe(self) -> Probe:
-        """The fingerprint a trial's rows will carry (same device, same thread count) and the device's quants."""
-        import torch
-
-        from archbench.latency import hardware_fingerprint
-        from archbench.search_space.quantize import supported_quants
-
-        torch.set_num_threads(max(1, self.threads))
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return Probe(dict(hardware_fingerprint(device)), supported_quants(device))
-
-    def space_for(self, config: SearchConfig, probe: Probe) -> SearchSpace:
-        check_metrics(config, probe.hardware.get("device_kind"))
-        return config.space.for_device(probe.quants or {})
-
     def run_settings(self) -> RunSettings:
         """As :func:`~archbench.evaluators.evaluate` records them (it takes them from the same place)."""
         needed = (c.metric for c in parse_constraints(self.constraints or None))
         return RunSettings.planned(self.train, self.deploy, needed, self.measure, self.screen)
 
-    def data_digest(self) -> str | None:
-        """The task's data identity, as :func:`~archbench.evaluators.evaluate` records it on each row."""
-        from archbench.evaluators import get_task
 
-        return get_task(self.task, **self.task_options).digest()
+@TRIAL_EVALUATORS.register("cost")
+@dataclass(frozen=True)
+class CostEvaluator(_BuildsModels):
+    """Measure the untrained model on this worker's device (:func:`~archbench.evaluators.cost.measure_cost`):
+    every deployment and named workload the study asks for, at the measurement's full effort; trains nothing.
 
-    def ready(self, progress: bool) -> None:
-        """The task's data, prepared once (:meth:`~archbench.evaluators.task.Task.ready`)."""
-        from archbench.evaluators import get_task
+    Its rows' budget is ``none`` and name no training recipe, so the cache keeps them apart from trained ones.
+    A study that ranks or judges on a metric only training gives (:data:`archbench.metrics.TRAINED_ONLY`: the
+    validation and training metrics), or that runs a funnel of training budgets, is refused at config time.
+    """
 
-        get_task(self.task, **self.task_options).ready(progress=progress)
+    task: str = "charlm"  # the task the model is built for (its vocabulary, its classes)
+    budget: str = "none"  # nothing is spent; a funnel's rung (refused in a search) would set it
+    seed: int = 0
+    measure: bool = True
+    threads: int = 1
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    deploy: Deploy | None = None
+    screen: bool = False
+    cacheable: ClassVar[bool] = True
+    quality: ClassVar[bool] = False
+    name: ClassVar[str] = "cost"
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        """Objectives and constraints it can measure (no quality), no funnel, no weights, a deployment that
+        fits the space."""
+        check_metrics(config, None)
+        for metric in config.needed_metrics:
+            if metric in TRAINED_ONLY:
+                raise ConfigError(
+                    f"evaluator=cost trains nothing, so it cannot report {metric}: rank and constrain on measured "
+                    "metrics (params, flops, latency_ms, decode_ms_per_token@WORKLOAD, kv_cache_bytes_per_token, "
+                    "...) or use evaluator=train"
+                )
+        if config.fidelity.mode != "single":
+            raise ConfigError(f"evaluator=cost cannot run search.fidelity={config.fidelity.mode}: it trains nothing, "
+                              "so its rungs would measure the same (use single)")  # fmt: skip
+        _check_no_weights(config)
+        check_deployment(config)
+
+    @classmethod
+    def from_search(cls, config: SearchConfig) -> CostEvaluator:
+        return _with_options(cls, config, {
+            "task": config.task, "seed": config.seed, "threads": config.ray.cpus_per_trial,
+            "constraints": tuple(str(c) for c in config.constraints), "deploy": config.measured_deploy,
+        })  # fmt: skip
+
+    def __call__(self, arch: Architecture, study: str, trial: int) -> TrialResult:
+        import torch
+
+        from archbench.evaluators.cost import measure_cost
+
+        torch.set_num_threads(max(1, self.threads))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        result = measure_cost(
+            arch, self.get_task(), budget=self.budget, seed=self.seed, device=device, study=study, trial=trial,
+            constraints=self.constraints, deploy=self.deploy, screen=self.screen, measure=self.measure,
+        )  # fmt: skip
+        return flag_shared_gpu(result) if device == "cuda" and self.measure else result
+
+    def at_budget(self, budget: str, measure: bool, validate_quant: bool = True, screen: bool = False) -> CostEvaluator:
+        return dataclasses.replace(self, budget=budget, measure=self.measure and measure, screen=screen)
+
+    def continued(self, state_dir: str, save_state: bool, resume_budget: str | None) -> CostEvaluator:
+        raise _keeps_no_state(self)
+
+    def keeping_weights(self, weights_dir: str) -> CostEvaluator:
+        raise _keeps_no_weights(self.name)
+
+    def run_settings(self) -> RunSettings:
+        """As :func:`~archbench.evaluators.cost.measure_cost` records them (no recipe)."""
+        from archbench.evaluators.cost import cost_settings
+
+        return cost_settings(self.deploy, self.constraints, self.screen)
 
 
 class _TrainsNothing:
@@ -240,6 +334,7 @@ class _TrainsNothing:
     name: ClassVar[str]
     measure: ClassVar[bool] = False
     cacheable: ClassVar[bool] = False
+    quality: ClassVar[bool] = True  # lookup's table rows carry it, sleep makes up a val_loss
 
     @classmethod
     def check(cls, config: SearchConfig) -> None:
