@@ -61,8 +61,9 @@ def test_cli_search_end_to_end_with_real_training(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     lb = tmp_path / "lb"
+    # search=tpe: the journal-storage resume is the point, not the strategy; GP's asks cost seconds each here
     cmd = [ARCHBENCH, "search", "evaluator=sleep", "+evaluator_options.seconds=0.7", "n_trials=14", "concurrency=2",
-           f"leaderboard={lb}", "progress=false", "plot=false", "ray.num_cpus=2"]  # fmt: skip
+           "search=tpe", f"leaderboard={lb}", "progress=false", "plot=false", "ray.num_cpus=2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
