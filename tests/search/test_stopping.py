@@ -28,13 +28,13 @@ from tests.search.test_driver import ARCHBENCH, rows, sleep_config
 
 BIN = Path(sys.executable).parent
 NATIVE = ("SIGTERM received", "logging.cc", "PC: @", "Failed to connect to GCS", "Traceback")
-STUDY = "sleep-lm_tiny-optuna_gp-s0"
+STUDY = "sleep-lm_tiny-optuna_tpe-s0"  # search=tpe: stopping is the point, and GP's asks cost seconds
 N = 10
 
 
 def search_cmd(lb: Path, *extra: str) -> list[str]:
     return [ARCHBENCH, "search", "evaluator=sleep", "+evaluator_options.seconds=0.5", f"n_trials={N}",
-            "concurrency=2", f"leaderboard={lb}", "progress=false", "plot=false", *extra]  # fmt: skip
+            "concurrency=2", "search=tpe", f"leaderboard={lb}", "progress=false", "plot=false", *extra]  # fmt: skip
 
 
 def wait_for_rows(lb: Path, n: int, proc: subprocess.Popen, timeout: float = 150) -> None:
